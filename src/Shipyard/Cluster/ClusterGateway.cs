@@ -1,0 +1,227 @@
+using System.Net;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+
+namespace Shipyard.Cluster;
+
+/// <summary>
+/// The one place Shipyard talks to the Kubernetes API. Thin: create/read/delete objects, watch a
+/// pod, follow logs, exec. Commands decide; this only carries.
+/// </summary>
+public sealed class ClusterGateway : IDisposable
+{
+    readonly StreamingKubernetes client;
+
+    public string Namespace { get; }
+
+    ClusterGateway(StreamingKubernetes client, string ns)
+    {
+        this.client = client;
+        Namespace = ns;
+    }
+
+    public static ClusterGateway Connect(string? namespaceOverride)
+    {
+        KubernetesClientConfiguration config;
+        try
+        {
+            config = KubernetesClientConfiguration.IsInCluster()
+                ? KubernetesClientConfiguration.InClusterConfig()
+                : KubernetesClientConfiguration.BuildConfigFromConfigFile();
+        }
+        catch (Exception e)
+        {
+            throw new HookException($"Cannot find Kubernetes credentials (in-cluster service account or KUBECONFIG): {e.Message}");
+        }
+        // Log follows, watches and builds run for as long as the step does; callers bound them with tokens.
+        config.HttpClientTimeout = Timeout.InfiniteTimeSpan;
+        return new ClusterGateway(new StreamingKubernetes(config), namespaceOverride ?? config.Namespace ?? "default");
+    }
+
+    public void Dispose() => client.Dispose();
+
+    // ---- pods -------------------------------------------------------------------------------
+
+    public async Task<V1Pod?> ReadPodAsync(string name, CancellationToken ct = default)
+    {
+        try { return await client.CoreV1.ReadNamespacedPodAsync(name, Namespace, cancellationToken: ct); }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return null; }
+    }
+
+    public Task<V1Pod> CreatePodAsync(V1Pod pod, CancellationToken ct = default) =>
+        Call($"create pod {pod.Metadata.Name}", () => client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, cancellationToken: ct));
+
+    public async Task DeletePodAsync(string name, int? graceSeconds = null, CancellationToken ct = default)
+    {
+        try { await client.CoreV1.DeleteNamespacedPodAsync(name, Namespace, gracePeriodSeconds: graceSeconds, cancellationToken: ct); }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { }
+    }
+
+    public async Task<IList<V1Pod>> ListPodsAsync(string labelSelector, CancellationToken ct = default) =>
+        (await client.CoreV1.ListNamespacedPodAsync(Namespace, labelSelector: labelSelector, cancellationToken: ct)).Items;
+
+    /// <summary>
+    /// Watches one pod until <paramref name="done"/> says so (it may throw to fail fast). Returns the
+    /// pod, or null once it is gone. Lists first, then watches from that resourceVersion; relists on expiry.
+    /// </summary>
+    public async Task<V1Pod?> WaitForPodAsync(string name, Func<V1Pod, bool> done, CancellationToken ct)
+    {
+        while (true)
+        {
+            var list = await client.CoreV1.ListNamespacedPodAsync(Namespace, fieldSelector: $"metadata.name={name}", cancellationToken: ct);
+            var pod = list.Items.FirstOrDefault();
+            if (pod is null) return null;
+            if (done(pod)) return pod;
+            var path = $"api/v1/namespaces/{Namespace}/pods?watch=true&fieldSelector={Uri.EscapeDataString("metadata.name=" + name)}" +
+                       $"&resourceVersion={list.Metadata.ResourceVersion}&timeoutSeconds=300";
+            using var response = await client.GetStreamAsync(path, ct);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+            while (await reader.ReadLineAsync(ct) is { } line)
+            {
+                if (line.Length == 0) continue;
+                using var doc = JsonDocument.Parse(line);
+                var type = doc.RootElement.GetProperty("type").GetString();
+                if (type == "ERROR") break; // e.g. 410 Gone: relist
+                if (type == "DELETED") return null;
+                if (type is "ADDED" or "MODIFIED")
+                {
+                    pod = KubernetesJson.Deserialize<V1Pod>(doc.RootElement.GetProperty("object"));
+                    if (done(pod)) return pod;
+                }
+            }
+        }
+    }
+
+    /// <summary>Copies a container's log to <paramref name="sink"/> until the container ends.</summary>
+    public async Task FollowLogAsync(string pod, string container, Stream sink, CancellationToken ct)
+    {
+        using var log = await client.CoreV1.ReadNamespacedPodLogAsync(pod, Namespace, container: container, follow: true, cancellationToken: ct);
+        var buffer = new byte[16 * 1024];
+        int n;
+        while ((n = await log.ReadAsync(buffer, ct)) > 0)
+        {
+            await sink.WriteAsync(buffer.AsMemory(0, n), ct);
+            await sink.FlushAsync(ct);
+        }
+    }
+
+    /// <summary>
+    /// Runs a command in a container and returns its exit code. Uses v4.channel.k8s.io, which API
+    /// servers from 1.4 through today's serve, and never half-closes stdin (no stdin at all).
+    /// A stream that closes without the status frame is a failure, never a success.
+    /// </summary>
+    public async Task<int> ExecAsync(string pod, string container, IReadOnlyList<string> command, Stream stdout, Stream stderr, CancellationToken ct)
+    {
+        WebSocket ws;
+        try
+        {
+            ws = await client.WebSocketNamespacedPodExecAsync(pod, Namespace, command, container,
+                stderr: true, stdin: false, stdout: true, tty: false, webSocketSubProtocol: "v4.channel.k8s.io", cancellationToken: ct);
+        }
+        catch (Exception e) when (e is WebSocketException or HttpOperationException or HttpRequestException)
+        {
+            throw new HookException($"Cannot exec in pod {pod} container {container}: {e.Message}");
+        }
+        using var _ = ws;
+        var buffer = new byte[64 * 1024];
+        var message = new MemoryStream();
+        var status = new MemoryStream();
+        try
+        {
+            while (true)
+            {
+                var r = await ws.ReceiveAsync(buffer, ct);
+                if (r.MessageType == WebSocketMessageType.Close) break;
+                message.Write(buffer, 0, r.Count);
+                if (!r.EndOfMessage) continue;
+                var bytes = message.GetBuffer().AsMemory(0, (int)message.Length);
+                if (bytes.Length > 1)
+                {
+                    var payload = bytes[1..];
+                    switch (bytes.Span[0])
+                    {
+                        case 1: await stdout.WriteAsync(payload, ct); await stdout.FlushAsync(ct); break;
+                        case 2: await stderr.WriteAsync(payload, ct); await stderr.FlushAsync(ct); break;
+                        case 3: status.Write(payload.Span); break;
+                    }
+                }
+                message.SetLength(0);
+            }
+        }
+        catch (WebSocketException e)
+        {
+            throw new HookException($"The exec stream to pod {pod} broke before the command finished: {e.Message}");
+        }
+        if (status.Length == 0)
+            throw new HookException($"The exec stream to pod {pod} closed without an exit status; the command's outcome is unknown, so the step fails.");
+        return ExitCodeFrom(Encoding.UTF8.GetString(status.ToArray()));
+    }
+
+    /// <summary>The v4 status frame: Success, or Failure with an ExitCode cause.</summary>
+    public static int ExitCodeFrom(string statusJson)
+    {
+        var s = KubernetesJson.Deserialize<V1Status>(statusJson);
+        if (s.Status == "Success") return 0;
+        var code = s.Details?.Causes?.FirstOrDefault(c => c.Reason == "ExitCode")?.Message;
+        if (s.Reason == "NonZeroExitCode" && int.TryParse(code, out var exit)) return exit;
+        throw new HookException($"exec failed: {s.Message ?? s.Reason ?? statusJson}");
+    }
+
+    // ---- secrets, claims --------------------------------------------------------------------
+
+    public Task<V1Secret> CreateSecretAsync(V1Secret secret, CancellationToken ct = default) =>
+        Call($"create secret {secret.Metadata.Name}", () => client.CoreV1.CreateNamespacedSecretAsync(secret, Namespace, cancellationToken: ct));
+
+    public async Task<V1Secret?> ReadSecretAsync(string name, CancellationToken ct = default)
+    {
+        try { return await client.CoreV1.ReadNamespacedSecretAsync(name, Namespace, cancellationToken: ct); }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return null; }
+    }
+
+    public async Task DeleteSecretAsync(string name, CancellationToken ct = default)
+    {
+        try { await client.CoreV1.DeleteNamespacedSecretAsync(name, Namespace, cancellationToken: ct); }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { }
+    }
+
+    public async Task<IList<V1Secret>> ListSecretsAsync(string labelSelector, CancellationToken ct = default) =>
+        (await client.CoreV1.ListNamespacedSecretAsync(Namespace, labelSelector: labelSelector, cancellationToken: ct)).Items;
+
+    /// <summary>True/false when known; null when the Role does not allow reading claims (ARC's default Role).</summary>
+    public async Task<bool?> ClaimExistsAsync(string name, CancellationToken ct = default)
+    {
+        try { await client.CoreV1.ReadNamespacedPersistentVolumeClaimAsync(name, Namespace, cancellationToken: ct); return true; }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return false; }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Forbidden) { return null; }
+    }
+
+    static async Task<T> Call<T>(string what, Func<Task<T>> call)
+    {
+        try { return await call(); }
+        catch (HttpOperationException e)
+        {
+            var detail = e.Response.Content is { Length: > 0 } c ? TryStatusMessage(c) : e.Message;
+            throw new HookException($"Kubernetes refused to {what}: {detail}");
+        }
+    }
+
+    static string TryStatusMessage(string body)
+    {
+        try { return KubernetesJson.Deserialize<V1Status>(body).Message ?? body; }
+        catch (JsonException) { return body; }
+    }
+
+    /// <summary>The client, plus one raw streaming GET (watch) through its own auth and TLS.</summary>
+    sealed class StreamingKubernetes(KubernetesClientConfiguration config) : Kubernetes(config)
+    {
+        public Task<HttpResponseMessage> GetStreamAsync(string relative, CancellationToken ct)
+        {
+            var uri = new Uri(BaseUri.ToString().TrimEnd('/') + "/" + relative);
+            return SendRequestRaw("", new HttpRequestMessage(HttpMethod.Get, uri), ct);
+        }
+    }
+}

@@ -1,0 +1,50 @@
+using k8s.Models;
+
+namespace Shipyard.Pods;
+
+/// <summary>The runner pod every object belongs to: its node (RWO work volume) and uid (ownerReference).</summary>
+public sealed record RunnerPod(string Name, string Uid, string? NodeName)
+{
+    public static RunnerPod From(V1Pod pod) => new(pod.Metadata.Name, pod.Metadata.Uid, pod.Spec?.NodeName);
+}
+
+/// <summary>What every pod Shipyard creates shares: owner, label, placement, no API token.</summary>
+public sealed record PodPlacement(RunnerPod Runner, bool UseKubeScheduler)
+{
+    public V1ObjectMeta Metadata(string name, string role) => new()
+    {
+        Name = name,
+        Labels = new Dictionary<string, string> { [Names.RunnerPodLabel] = Runner.Name, [Names.RoleLabel] = role },
+        OwnerReferences = [OwnerReference()],
+    };
+
+    public V1OwnerReference OwnerReference() => new()
+    {
+        ApiVersion = "v1", Kind = "Pod", Name = Runner.Name, Uid = Runner.Uid,
+        // The runner pod is not blocked from deletion by what it owns.
+        BlockOwnerDeletion = false, Controller = false,
+    };
+
+    /// <summary>Same node as the runner: the work volume is usually ReadWriteOnce.</summary>
+    public void Place(V1PodSpec spec)
+    {
+        if (Runner.NodeName is null) return;
+        if (!UseKubeScheduler) { spec.NodeName = Runner.NodeName; return; }
+        spec.Affinity = new V1Affinity
+        {
+            NodeAffinity = new V1NodeAffinity
+            {
+                RequiredDuringSchedulingIgnoredDuringExecution = new V1NodeSelector
+                {
+                    NodeSelectorTerms =
+                    [
+                        new V1NodeSelectorTerm
+                        {
+                            MatchFields = [new V1NodeSelectorRequirement { Key = "metadata.name", OperatorProperty = "In", Values = [Runner.NodeName] }],
+                        },
+                    ],
+                },
+            },
+        };
+    }
+}

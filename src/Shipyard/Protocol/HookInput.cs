@@ -1,0 +1,72 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Shipyard.Protocol;
+
+/// <summary>The one JSON line the runner writes to the hook's stdin.</summary>
+public sealed record HookInput(
+    string? Command,
+    string? ResponseFile,
+    JsonElement Args,
+    HookState? State);
+
+/// <summary>What the hook carries between calls of one job; the runner stores it verbatim.</summary>
+public sealed record HookState(string? JobPod);
+
+public sealed record RegistryCredentials(string? Username, string? Password, string? ServerUrl);
+
+public sealed record MountVolume(string? UserProvidedValue, string? SourceVolumePath, string? TargetVolumePath, bool ReadOnly);
+
+/// <summary>The runner's ContainerInfo as sent for the job container, services and container steps.</summary>
+public sealed record ContainerDefinition(
+    string? Image,
+    string? Dockerfile,
+    List<string>? EntryPointArgs,
+    string? EntryPoint,
+    string? WorkingDirectory,
+    string? CreateOptions,
+    RegistryCredentials? Registry,
+    Dictionary<string, string?>? EnvironmentVariables,
+    List<string>? PortMappings,
+    List<MountVolume>? SystemMountVolumes,
+    List<MountVolume>? UserMountVolumes);
+
+public sealed record PrepareJobArgs(ContainerDefinition? Container, List<ContainerDefinition>? Services);
+
+public sealed record ScriptStepArgs(
+    List<string>? EntryPointArgs,
+    string? EntryPoint,
+    Dictionary<string, string?>? EnvironmentVariables,
+    JsonElement PrependPath,
+    string? WorkingDirectory)
+{
+    /// <summary>An array on current runners, a ':'-joined string on runners up to 2.293.</summary>
+    public IReadOnlyList<string> PrependPathEntries() => PrependPath.ValueKind switch
+    {
+        JsonValueKind.Array => PrependPath.EnumerateArray().Select(e => e.GetString() ?? "").Where(s => s.Length > 0).ToList(),
+        JsonValueKind.String => (PrependPath.GetString() ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries),
+        _ => [],
+    };
+}
+
+public sealed record PrepareJobResponse(HookState State, ResponseContext Context, bool IsAlpine);
+
+public sealed record ResponseContext(ResponseContainer? Container, List<ResponseContainer> Services);
+
+public sealed record ResponseContainer(string Id, string Network, Dictionary<string, string> Ports);
+
+public sealed record StateResponse(HookState State);
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DictionaryKeyPolicy = JsonKnownNamingPolicy.Unspecified,
+    PropertyNameCaseInsensitive = true,
+    UseStringEnumConverter = true)]
+[JsonSerializable(typeof(HookInput))]
+[JsonSerializable(typeof(PrepareJobArgs))]
+[JsonSerializable(typeof(ScriptStepArgs))]
+[JsonSerializable(typeof(ContainerDefinition))]
+[JsonSerializable(typeof(PrepareJobResponse))]
+[JsonSerializable(typeof(StateResponse))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
+public sealed partial class ProtocolJson : JsonSerializerContext;

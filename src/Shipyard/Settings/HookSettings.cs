@@ -1,0 +1,110 @@
+namespace Shipyard.Settings;
+
+public enum BuilderKind { Kaniko, Buildah }
+
+/// <summary>Where the builder pushes, where the kubelet pulls, and with which Secret.</summary>
+public sealed record RegistrySettings(string PushHost, string PullHost, string SecretName, bool Insecure);
+
+/// <summary>Every environment variable Shipyard reads, parsed and validated once.</summary>
+public sealed record HookSettings
+{
+    public const string Prefix = "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_";
+    public const string DefaultKanikoImage = "ghcr.io/osscontainertools/kaniko:v1.28.4";
+    public const string DefaultBuildahImage = "quay.io/buildah/stable:v1.42.0";
+
+    public required string RunnerPodName { get; init; }
+    public string? Namespace { get; init; }
+    public required string ClaimName { get; init; }
+    public string? TemplatePath { get; init; }
+    public bool UseKubeScheduler { get; init; }
+    public TimeSpan PrepareJobTimeout { get; init; } = TimeSpan.FromSeconds(600);
+    /// <summary>The runner's `_work` directory on the runner host; the work PVC's root.</summary>
+    public required string WorkDirectory { get; init; }
+    /// <summary>The runner's own externals (node etc.), copied to `_work/externals` for the job container.</summary>
+    public required string ExternalsDirectory { get; init; }
+    /// <summary>GITHUB_WORKSPACE on the runner host.</summary>
+    public string? Workspace { get; init; }
+
+    public string? RegistryHost { get; init; }
+    public string? RegistryHostPush { get; init; }
+    public string? RegistryHostPull { get; init; }
+    public string? RegistrySecretName { get; init; }
+    public bool RegistryInsecure { get; init; }
+    public BuilderKind Builder { get; init; } = BuilderKind.Kaniko;
+    public string? BuilderImage { get; init; }
+    public bool BuildCache { get; init; }
+    public TimeSpan BuildTimeout { get; init; } = TimeSpan.FromSeconds(3600);
+
+    public string JobPodName => Names.JobPod(RunnerPodName);
+
+    /// <summary>Registry settings for Dockerfile actions, or the one-line error naming what to set.</summary>
+    public RegistrySettings RequireRegistry()
+    {
+        var push = RegistryHostPush ?? RegistryHost;
+        var pull = RegistryHostPull ?? RegistryHost;
+        var missing = new List<string>();
+        if (push is null || pull is null) missing.Add(Prefix + "REGISTRY_HOST (or both " + Prefix + "REGISTRY_HOST_PUSH and " + Prefix + "REGISTRY_HOST_PULL)");
+        if (RegistrySecretName is null) missing.Add(Prefix + "REGISTRY_SECRET_NAME");
+        if (missing.Count > 0)
+            throw new HookException($"Dockerfile container actions are built in the cluster and need a registry: set {string.Join(" and ", missing)} on the runner container.");
+        return new RegistrySettings(push!.TrimEnd('/'), pull!.TrimEnd('/'), RegistrySecretName!, RegistryInsecure);
+    }
+
+    public string BuilderImageOrDefault => BuilderImage ?? (Builder == BuilderKind.Buildah ? DefaultBuildahImage : DefaultKanikoImage);
+
+    public static HookSettings FromEnvironment(Func<string, string?> env)
+    {
+        string? Get(string name) => env(name) is { Length: > 0 } v ? v.Trim() : null;
+        bool Flag(string name)
+        {
+            var v = Get(name);
+            if (v is null) return false;
+            return v.ToLowerInvariant() switch
+            {
+                "true" or "1" or "yes" => true,
+                "false" or "0" or "no" => false,
+                _ => throw new HookException($"{name} must be true or false, not '{v}'."),
+            };
+        }
+        TimeSpan Seconds(string name, int fallback)
+        {
+            var v = Get(name);
+            if (v is null) return TimeSpan.FromSeconds(fallback);
+            if (!int.TryParse(v, out var s) || s <= 0) throw new HookException($"{name} must be a positive number of seconds, not '{v}'.");
+            return TimeSpan.FromSeconds(s);
+        }
+
+        var pod = Get("ACTIONS_RUNNER_POD_NAME")
+            ?? throw new HookException("ACTIONS_RUNNER_POD_NAME is not set; it must name the runner pod (ARC sets it in containerMode: kubernetes).");
+        var runnerWorkspace = Get("RUNNER_WORKSPACE");
+        // RUNNER_WORKSPACE is `<_work>/<repo>`; `<_work>/../externals` holds the runner's externals.
+        var work = runnerWorkspace is null ? "/home/runner/_work" : Path.GetDirectoryName(Path.GetFullPath(runnerWorkspace.TrimEnd('/')))!;
+        var builder = Get(Prefix + "BUILDER")?.ToLowerInvariant() switch
+        {
+            null or "kaniko" => BuilderKind.Kaniko,
+            "buildah" => BuilderKind.Buildah,
+            var other => throw new HookException($"{Prefix}BUILDER must be kaniko or buildah, not '{other}'."),
+        };
+        return new HookSettings
+        {
+            RunnerPodName = pod,
+            Namespace = Get("ACTIONS_RUNNER_KUBERNETES_NAMESPACE"),
+            ClaimName = Get("ACTIONS_RUNNER_CLAIM_NAME") ?? $"{pod}-work",
+            TemplatePath = Get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"),
+            UseKubeScheduler = Flag("ACTIONS_RUNNER_USE_KUBE_SCHEDULER"),
+            PrepareJobTimeout = Seconds("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", 600),
+            WorkDirectory = work,
+            ExternalsDirectory = Path.GetFullPath(Path.Combine(work, "..", "externals")),
+            Workspace = Get("GITHUB_WORKSPACE"),
+            RegistryHost = Get(Prefix + "REGISTRY_HOST"),
+            RegistryHostPush = Get(Prefix + "REGISTRY_HOST_PUSH"),
+            RegistryHostPull = Get(Prefix + "REGISTRY_HOST_PULL"),
+            RegistrySecretName = Get(Prefix + "REGISTRY_SECRET_NAME"),
+            RegistryInsecure = Flag(Prefix + "REGISTRY_INSECURE"),
+            Builder = builder,
+            BuilderImage = Get(Prefix + "BUILDER_IMAGE"),
+            BuildCache = Flag(Prefix + "BUILD_CACHE"),
+            BuildTimeout = Seconds(Prefix + "BUILD_TIMEOUT_SECONDS", 3600),
+        };
+    }
+}
