@@ -1,1 +1,12 @@
-return 0;
+using System.Runtime.InteropServices;
+using Shipyard;
+using Shipyard.Output;
+
+// stdin → HookInput → command → response file → exit code; nothing else.
+using var cancel = new CancellationTokenSource();
+using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cancel.Cancel(); });
+using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cancel.Cancel(); });
+using var stdout = Console.OpenStandardOutput();
+using var stderr = Console.OpenStandardError();
+var log = new Workflow(Console.Out, Console.Error);
+return await Hook.RunAsync(Console.In, Environment.GetEnvironmentVariable, log, stdout, stderr, cancel.Token);

@@ -24,14 +24,14 @@ public sealed class ClusterGateway : IDisposable
         Namespace = ns;
     }
 
-    public static ClusterGateway Connect(string? namespaceOverride)
+    public static ClusterGateway Connect(string? kubeConfigPath, string? namespaceOverride)
     {
         KubernetesClientConfiguration config;
         try
         {
             config = KubernetesClientConfiguration.IsInCluster()
                 ? KubernetesClientConfiguration.InClusterConfig()
-                : KubernetesClientConfiguration.BuildConfigFromConfigFile();
+                : KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeConfigPath);
         }
         catch (Exception e)
         {

@@ -14,6 +14,8 @@ public sealed record HookSettings
 
     public required string RunnerPodName { get; init; }
     public string? Namespace { get; init; }
+    /// <summary>Outside a cluster (tests, local runs): the first existing file of KUBECONFIG.</summary>
+    public string? KubeConfigPath { get; init; }
     public required string ClaimName { get; init; }
     public string? TemplatePath { get; init; }
     public bool UseKubeScheduler { get; init; }
@@ -89,6 +91,7 @@ public sealed record HookSettings
         {
             RunnerPodName = pod,
             Namespace = Get("ACTIONS_RUNNER_KUBERNETES_NAMESPACE"),
+            KubeConfigPath = Get("KUBECONFIG")?.Split(':', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(File.Exists),
             ClaimName = Get("ACTIONS_RUNNER_CLAIM_NAME") ?? $"{pod}-work",
             TemplatePath = Get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"),
             UseKubeScheduler = Flag("ACTIONS_RUNNER_USE_KUBE_SCHEDULER"),

@@ -1,0 +1,68 @@
+using k8s.Models;
+
+namespace Shipyard.Pods;
+
+/// <summary>
+/// Reads a pod's status the way a person would: started, still coming, or never going to start
+/// (then throws at once with the real reason instead of waiting out a timeout).
+/// </summary>
+public static class PodProgress
+{
+    static readonly HashSet<string> Fatal =
+    [
+        "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable",
+        "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CrashLoopBackOff",
+    ];
+
+    /// <summary>True when every container is running (the job pod is ready for exec).</summary>
+    public static bool AllRunning(V1Pod pod)
+    {
+        ThrowIfCannotStart(pod);
+        if (pod.Status?.Phase is "Succeeded" or "Failed")
+            throw new HookException($"Pod {pod.Metadata.Name} stopped before the job started: {Describe(pod)}");
+        var statuses = pod.Status?.ContainerStatuses ?? [];
+        return pod.Status?.Phase == "Running" && statuses.Count == pod.Spec.Containers.Count && statuses.All(s => s.State?.Running is not null);
+    }
+
+    /// <summary>True once the container runs or has run (its log can be followed).</summary>
+    public static bool Started(V1Pod pod, string container)
+    {
+        ThrowIfCannotStart(pod);
+        var s = pod.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == container);
+        return s?.State?.Running is not null || s?.State?.Terminated is not null || pod.Status?.Phase is "Succeeded" or "Failed";
+    }
+
+    public static V1ContainerStateTerminated? Terminated(V1Pod pod, string container) =>
+        pod.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == container)?.State?.Terminated;
+
+    public static void ThrowIfCannotStart(V1Pod pod)
+    {
+        var name = pod.Metadata.Name;
+        foreach (var s in (pod.Status?.InitContainerStatuses ?? []).Concat(pod.Status?.ContainerStatuses ?? []))
+        {
+            var waiting = s.State?.Waiting;
+            if (waiting?.Reason is { } reason && Fatal.Contains(reason))
+                throw new HookException($"Pod {name} cannot start container '{s.Name}' ({s.Image}): {reason}: {Clean(waiting.Message)}");
+        }
+        var scheduled = pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled");
+        if (scheduled is { Status: "False", Reason: "Unschedulable" })
+            throw new HookException($"Pod {name} cannot be scheduled: {Clean(scheduled.Message)}");
+        if (pod.Status?.Reason is { } podReason && pod.Status.Phase == "Failed")
+            throw new HookException($"Pod {name} failed: {podReason}: {Clean(pod.Status.Message)}");
+    }
+
+    public static string Describe(V1Pod pod)
+    {
+        var parts = new List<string> { $"phase {pod.Status?.Phase ?? "unknown"}" };
+        foreach (var s in pod.Status?.ContainerStatuses ?? [])
+        {
+            if (s.State?.Waiting is { } w) parts.Add($"{s.Name} waiting: {w.Reason} {Clean(w.Message)}".TrimEnd());
+            if (s.State?.Terminated is { } t) parts.Add($"{s.Name} exited {t.ExitCode} ({t.Reason})");
+        }
+        foreach (var c in pod.Status?.Conditions ?? [])
+            if (c.Status == "False" && c.Message is { Length: > 0 }) parts.Add($"{c.Type}: {Clean(c.Message)}");
+        return string.Join("; ", parts);
+    }
+
+    static string Clean(string? s) => (s ?? "").Replace('\n', ' ').Trim();
+}

@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using k8s;
+using k8s.Models;
+
+namespace Shipyard.E2E;
+
+public sealed record HookRun(int ExitCode, string Stdout, string Stderr, string Response, TimeSpan Elapsed)
+{
+    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}\n--- response\n{Response}";
+    public IEnumerable<string> ErrorLines => Stdout.Split('\n').Where(l => l.StartsWith("::error::"));
+}
+
+/// <summary>
+/// One runner as ARC runs it, driven exactly as the runner drives the hook: a stand-in runner pod
+/// named by ACTIONS_RUNNER_POD_NAME, a host `_work` directory that is the hostPath behind the work
+/// PVC, the externals beside it, a pre-created empty response file per call and one JSON line on stdin.
+/// </summary>
+public sealed class RunnerJob : IAsyncDisposable
+{
+    readonly TestCluster cluster;
+    public string RunnerPod { get; }
+    public string Root { get; }
+    public string Work => Path.Combine(Root, "_work");
+    public string Repo => "demo";
+    public string Workspace => Path.Combine(Work, Repo, Repo);
+    public Dictionary<string, string> Env { get; } = new();
+    public JsonNode? State { get; set; }
+
+    RunnerJob(TestCluster cluster, string runnerPod)
+    {
+        this.cluster = cluster;
+        RunnerPod = runnerPod;
+        Root = Path.Combine(cluster.Scratch, runnerPod);
+    }
+
+    public static async Task<RunnerJob> StartAsync(TestCluster cluster, string? name = null, bool withClaim = true)
+    {
+        var job = new RunnerJob(cluster, name ?? $"runner-{Guid.NewGuid().ToString("N")[..8]}");
+        await job.SetUpAsync(withClaim);
+        return job;
+    }
+
+    async Task SetUpAsync(bool withClaim)
+    {
+        foreach (var d in new[] { "_temp/_github_home", "_temp/_github_workflow", "_temp/_runner_file_commands", "_temp/_runner_hook_responses", "_actions", $"{Repo}/{Repo}" })
+            Directory.CreateDirectory(Path.Combine(Work, d));
+        Directory.CreateDirectory(Path.Combine(Root, "externals", "node20", "bin"));
+        await File.WriteAllTextAsync(Path.Combine(Root, "externals", "node20", "bin", "node"), "#!/bin/sh\necho fake-node\n");
+        File.SetUnixFileMode(Path.Combine(Root, "externals", "node20", "bin", "node"), (UnixFileMode)0b111_101_101);
+
+        if (withClaim)
+        {
+            var pvName = $"{cluster.Namespace}-{RunnerPod}";
+            await cluster.Client.CreatePersistentVolumeAsync(new V1PersistentVolume
+            {
+                Metadata = new V1ObjectMeta { Name = pvName, Labels = new Dictionary<string, string> { ["shipyard-e2e"] = cluster.Namespace } },
+                Spec = new V1PersistentVolumeSpec
+                {
+                    Capacity = new Dictionary<string, ResourceQuantity> { ["storage"] = new("1Gi") },
+                    AccessModes = ["ReadWriteOnce"],
+                    StorageClassName = "",
+                    HostPath = new V1HostPathVolumeSource { Path = Work, Type = "Directory" }, // test scaffolding only: stands in for the runner's PVC
+                    ClaimRef = new V1ObjectReference { NamespaceProperty = cluster.Namespace, Name = $"{RunnerPod}-work" },
+                },
+            });
+            await cluster.Client.CreateNamespacedPersistentVolumeClaimAsync(new V1PersistentVolumeClaim
+            {
+                Metadata = new V1ObjectMeta { Name = $"{RunnerPod}-work" },
+                Spec = new V1PersistentVolumeClaimSpec
+                {
+                    AccessModes = ["ReadWriteOnce"], StorageClassName = "", VolumeName = pvName,
+                    Resources = new V1VolumeResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["storage"] = new("1Gi") } },
+                },
+            }, cluster.Namespace);
+        }
+        await cluster.Client.CreateNamespacedPodAsync(new V1Pod
+        {
+            Metadata = new V1ObjectMeta { Name = RunnerPod, Labels = new Dictionary<string, string> { ["app"] = "stand-in-runner" } },
+            Spec = new V1PodSpec
+            {
+                Containers = [new V1Container { Name = "runner", Image = cluster.Busybox, Command = ["sleep", "3600"] }],
+                NodeName = cluster.Env["SHIPYARD_TEST_NODE"],
+                TerminationGracePeriodSeconds = 0,
+                AutomountServiceAccountToken = false,
+            },
+        }, cluster.Namespace);
+        await cluster.WaitForPodAsync(RunnerPod, p => p.Status?.Phase == "Running", TimeSpan.FromSeconds(60));
+    }
+
+    /// <summary>The environment the runner gives the hook (ARC runner pod env + runner's own).</summary>
+    public Dictionary<string, string?> HookEnvironment()
+    {
+        var env = new Dictionary<string, string?>
+        {
+            ["PATH"] = Environment.GetEnvironmentVariable("PATH"),
+            ["KUBECONFIG"] = cluster.KubeConfig,
+            ["ACTIONS_RUNNER_POD_NAME"] = RunnerPod,
+            ["ACTIONS_RUNNER_KUBERNETES_NAMESPACE"] = cluster.Namespace,
+            ["ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER"] = "true",
+            ["RUNNER_WORKSPACE"] = Path.Combine(Work, Repo),
+            ["GITHUB_WORKSPACE"] = Workspace,
+            ["RUNNER_TEMP"] = Path.Combine(Work, "_temp"),
+            ["GITHUB_ACTIONS"] = "true",
+        };
+        foreach (var (k, v) in Env) env[k] = v;
+        return env;
+    }
+
+    /// <summary>Runs the hook binary for one command, as the runner does.</summary>
+    public async Task<HookRun> RunAsync(string command, JsonNode args, bool createResponseFile = true, string? rawStdin = null, Action<Dictionary<string, string?>>? editEnv = null)
+    {
+        var responseFile = Path.Combine(Work, "_temp", "_runner_hook_responses", $"{Guid.NewGuid()}.json");
+        if (createResponseFile) await File.WriteAllTextAsync(responseFile, "");
+        var input = new JsonObject
+        {
+            ["command"] = command,
+            ["responseFile"] = responseFile,
+            ["args"] = args,
+            ["state"] = State?.DeepClone(),
+        };
+        var psi = new ProcessStartInfo(cluster.HookBinary)
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+            WorkingDirectory = Workspace, UseShellExecute = false,
+        };
+        psi.Environment.Clear();
+        var env = HookEnvironment();
+        editEnv?.Invoke(env);
+        foreach (var (k, v) in env) if (v is not null) psi.Environment[k] = v;
+        var sw = Stopwatch.StartNew();
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.StandardInput.WriteAsync((rawStdin ?? input.ToJsonString()) + "\n");
+        p.StandardInput.Close();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        await p.WaitForExitAsync(timeout.Token);
+        var run = new HookRun(p.ExitCode, await stdout, await stderr, File.Exists(responseFile) ? await File.ReadAllTextAsync(responseFile) : "", sw.Elapsed);
+        if (run.ExitCode == 0 && command == "prepare_job" && run.Response.Length > 0) State = JsonNode.Parse(run.Response)!["state"];
+        return run;
+    }
+
+    /// <summary>Like the runner: creates the empty file-command files for one step and returns their host paths.</summary>
+    public (string Output, string Env, string Path, string State, string Summary) NewFileCommands()
+    {
+        string Make(string kind)
+        {
+            var f = System.IO.Path.Combine(Work, "_temp", "_runner_file_commands", $"{kind}_{Guid.NewGuid()}");
+            File.WriteAllText(f, "");
+            return f;
+        }
+        return (Make("set_output"), Make("set_env"), Make("add_path"), Make("save_state"), Make("step_summary"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await cluster.Client.DeleteNamespacedPodAsync(RunnerPod, cluster.Namespace, gracePeriodSeconds: 0); }
+        catch (k8s.Autorest.HttpOperationException) { }
+    }
+}
