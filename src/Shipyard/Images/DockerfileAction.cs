@@ -90,7 +90,7 @@ public static class DockerfileAction
             await ctx.Cluster.DeletePodAsync(options.Name, 0, CancellationToken.None);
         }
         if (exit != 0)
-            throw new HookException($"Building {title} failed with exit code {exit}: {tail.LastError() ?? "see the build log above"}", exit);
+            throw new HookException($"Building {title} failed with exit code {exit}{(tail.LastInstruction is { } at ? $" at `{at}`" : "")}: {tail.LastError() ?? "see the build log above"}", exit);
         var message = finished is null ? null : PodProgress.Terminated(finished, Names.BuilderContainer)?.Message?.Trim();
         if (message is null || !message.StartsWith("sha256:", StringComparison.Ordinal))
             throw new HookException($"The builder for {title} finished but reported no image digest (termination message: '{message}').");
@@ -109,10 +109,16 @@ public static class DockerfileAction
 }
 
 /// <summary>Passes the builder log through and remembers its last lines, for the one-line error.</summary>
-sealed class TailLines(Stream inner, int keep) : Stream
+sealed partial class TailLines(Stream inner, int keep) : Stream
 {
     readonly Queue<string> lines = new();
     readonly StringBuilder current = new();
+
+    /// <summary>The last Dockerfile instruction the builder announced (Kaniko `INFO[..] RUN ..`, buildah `STEP 3/4: RUN ..`).</summary>
+    public string? LastInstruction { get; private set; }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?:^STEP \d+/\d+: |^INFO\[[^\]]*\]\s+)((?:FROM|RUN|COPY|ADD|WORKDIR|USER|ENV|ARG|LABEL|EXPOSE|VOLUME|ENTRYPOINT|CMD|SHELL|HEALTHCHECK|ONBUILD|STOPSIGNAL)\b.*)$")]
+    private static partial System.Text.RegularExpressions.Regex Instruction();
 
     public string? LastError()
     {
@@ -128,7 +134,9 @@ sealed class TailLines(Stream inner, int keep) : Stream
         foreach (var c in Encoding.UTF8.GetString(buffer))
         {
             if (c != '\n') { current.Append(c); continue; }
-            lines.Enqueue(current.ToString());
+            var line = current.ToString().TrimEnd('\r');
+            if (Instruction().Match(line) is { Success: true } m) LastInstruction = m.Groups[1].Value.Trim();
+            lines.Enqueue(line);
             current.Clear();
             if (lines.Count > keep) lines.Dequeue();
         }
