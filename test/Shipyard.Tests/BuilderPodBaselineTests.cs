@@ -1,0 +1,102 @@
+using k8s.Models;
+using Shipyard.Images;
+using Shipyard.Pods;
+using static Shipyard.Tests.Fixtures;
+
+namespace Shipyard.Tests;
+
+/// <summary>Builder pods against the Pod Security Standards Baseline rules (kubernetes.io/docs/concepts/security/pod-security-standards).</summary>
+public class BuilderPodBaselineTests
+{
+    static readonly HashSet<string> BaselineCapabilities =
+        ["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"];
+
+    /// <summary>Every Baseline violation of the pod; the seccomp rule is reported separately.</summary>
+    static List<string> Violations(V1Pod pod, bool allowUnconfinedSeccomp)
+    {
+        var v = new List<string>();
+        var s = pod.Spec;
+        if (s.HostNetwork == true) v.Add("hostNetwork");
+        if (s.HostPID == true) v.Add("hostPID");
+        if (s.HostIPC == true) v.Add("hostIPC");
+        if (s.Volumes?.Any(x => x.HostPath is not null) == true) v.Add("hostPath volume");
+        if (s.SecurityContext?.Sysctls?.Count > 0) v.Add("sysctls");
+        if (s.SecurityContext?.SeccompProfile?.Type == "Unconfined" && !allowUnconfinedSeccomp) v.Add("pod seccomp Unconfined");
+        foreach (var c in s.Containers.Concat(s.InitContainers ?? []))
+        {
+            var sc = c.SecurityContext;
+            if (sc?.Privileged == true) v.Add($"{c.Name}: privileged");
+            if (sc?.Capabilities?.Add?.Any(cap => !BaselineCapabilities.Contains(cap)) == true) v.Add($"{c.Name}: capabilities");
+            if (sc?.SeccompProfile?.Type == "Unconfined" && !allowUnconfinedSeccomp) v.Add($"{c.Name}: seccomp Unconfined");
+            if (sc?.ProcMount is { } pm && pm != "Default") v.Add($"{c.Name}: procMount");
+            if (sc?.SeLinuxOptions?.Type is { } t && t is not ("container_t" or "container_init_t" or "container_kvm_t")) v.Add($"{c.Name}: seLinux");
+            if (c.Ports?.Any(p => p.HostPort is > 0) == true) v.Add($"{c.Name}: hostPort");
+        }
+        return v;
+    }
+
+    static V1Pod Pod(IImageBuilder builder, bool hasCa = true) => BuilderPod.Build(builder,
+        new BuildSpec("registry.example:5000/actions/acme-x:abc", "Dockerfile", "registry.example:5000", "registry.example:5000/actions/acme-x/cache", hasCa, false),
+        new BuilderPodOptions("arc-runner-abc-build-1", Placement, Work, "_actions/acme/x/v1", "registry-login", hasCa));
+
+    [Fact]
+    public void Kaniko_builder_pod_meets_baseline()
+    {
+        var pod = Pod(new KanikoBuilder("kaniko:1"));
+        Assert.Empty(Violations(pod, allowUnconfinedSeccomp: false));
+        Assert.False(pod.Spec.AutomountServiceAccountToken);
+        Assert.Equal("arc-runner-abc", pod.Metadata.OwnerReferences.Single().Name);
+        Assert.Equal("arc-runner-abc", pod.Metadata.Labels["runner-pod"]);
+        Assert.Equal("node-7", pod.Spec.NodeName);
+    }
+
+    [Fact]
+    public void Buildah_builder_pod_meets_baseline_except_the_seccomp_it_declares()
+    {
+        var pod = Pod(new BuildahBuilder("buildah:1"));
+        Assert.Empty(Violations(pod, allowUnconfinedSeccomp: true));
+        Assert.Equal(["pod seccomp Unconfined"], Violations(pod, allowUnconfinedSeccomp: false));
+    }
+
+    [Fact]
+    public void The_checker_itself_catches_violations()
+    {
+        var pod = Pod(new KanikoBuilder("kaniko:1"));
+        pod.Spec.HostNetwork = true;
+        pod.Spec.Containers[0].SecurityContext = new V1SecurityContext { Privileged = true, Capabilities = new V1Capabilities { Add = ["SYS_ADMIN"] } };
+        pod.Spec.Volumes.Add(new V1Volume { Name = "h", HostPath = new V1HostPathVolumeSource { Path = "/" } });
+        Assert.Equal(["hostNetwork", "hostPath volume", "builder: privileged", "builder: capabilities"], Violations(pod, false));
+    }
+
+    [Fact]
+    public void Kaniko_gets_documented_flags_context_read_only_and_the_registry_secret_as_docker_config()
+    {
+        var pod = Pod(new KanikoBuilder("kaniko:1"));
+        var c = pod.Spec.Containers.Single();
+        Assert.Equal(["/kaniko/executor"], c.Command);
+        Assert.Equal(
+        [
+            "--context=dir:///workspace", "--dockerfile=Dockerfile", "--destination=registry.example:5000/actions/acme-x:abc",
+            "--digest-file=/dev/termination-log", "--cache=true", "--cache-repo=registry.example:5000/actions/acme-x/cache",
+            "--registry-certificate=registry.example:5000=/shipyard/registry-ca/ca.crt",
+        ], c.Args);
+        var context = c.VolumeMounts.Single(m => m.MountPath == "/workspace");
+        Assert.Equal(("work", "_actions/acme/x/v1", true), (context.Name, context.SubPath, context.ReadOnlyProperty));
+        var config = c.VolumeMounts.Single(m => m.MountPath == "/kaniko/.docker");
+        var secret = pod.Spec.Volumes.Single(v => v.Name == config.Name).Secret;
+        Assert.Equal("registry-login", secret.SecretName);
+        Assert.Equal((".dockerconfigjson", "config.json"), (secret.Items.Single().Key, secret.Items.Single().Path));
+        Assert.Equal("Never", pod.Spec.RestartPolicy);
+        Assert.Equal("builder", pod.Metadata.Labels["shipyard.dev/role"]);
+    }
+
+    [Fact]
+    public void Without_a_ca_no_ca_volume_or_flag_and_insecure_registries_are_named()
+    {
+        var pod = BuilderPod.Build(new KanikoBuilder("k:1"), new BuildSpec("r:5000/x:1", "Dockerfile", "r:5000", null, false, true),
+            new BuilderPodOptions("b", Placement, Work, "ctx", "reg", false));
+        Assert.DoesNotContain(pod.Spec.Volumes, v => v.Name == "registry-ca");
+        Assert.DoesNotContain(pod.Spec.Containers[0].Args, a => a.StartsWith("--registry-certificate") || a.StartsWith("--cache"));
+        Assert.Contains("--insecure-registry=r:5000", pod.Spec.Containers[0].Args);
+    }
+}

@@ -1,0 +1,115 @@
+using Shipyard.Images;
+using Shipyard.Pods;
+using static Shipyard.Tests.Fixtures;
+
+namespace Shipyard.Tests;
+
+public class HookTemplateTests
+{
+    const string Template = """
+        metadata:
+          labels:
+            team: platform
+            runner-pod: hijack
+          annotations:
+            example.com/owner: ci
+        spec:
+          nodeSelector:
+            pool: ci
+          securityContext:
+            runAsUser: 1001
+          volumes:
+            - name: scratch
+              emptyDir: {}
+          containers:
+            - name: $job
+              image: ignored:1
+              resources:
+                limits: {memory: 1Gi, cpu: 2}
+              env:
+                - {name: FROM_TEMPLATE, value: "1"}
+              volumeMounts:
+                - {name: scratch, mountPath: /scratch}
+            - name: $redis
+              env:
+                - {name: REDIS_ARGS, value: "--save ''"}
+            - name: logger
+              image: fluent-bit:3
+        """;
+
+    static HookTemplate Parse(string yaml = Template) => HookTemplate.Parse(yaml, "test.yaml");
+
+    [Fact]
+    public void Job_pod_gets_labels_fields_volumes_merged_containers_and_a_sidecar()
+    {
+        var (pod, names) = JobPod.Build(Container(env: new() { ["A"] = "1" }), [Container("redis:7")], JobOptions());
+        pod = Parse().ApplyToJobPod(pod, names);
+        Assert.Equal("platform", pod.Metadata.Labels["team"]);
+        Assert.Equal("arc-runner-abc", pod.Metadata.Labels["runner-pod"]); // ours win: cleanup depends on it
+        Assert.Equal("ci", pod.Metadata.Annotations["example.com/owner"]);
+        Assert.Equal("ci", pod.Spec.NodeSelector["pool"]);
+        Assert.Equal(1001, pod.Spec.SecurityContext.RunAsUser);
+        Assert.Equal(["work", "scratch"], pod.Spec.Volumes.Select(v => v.Name));
+        Assert.Equal(["job", "redis", "logger"], pod.Spec.Containers.Select(c => c.Name));
+        var job = pod.Spec.Containers[0];
+        Assert.Equal("node:20", job.Image);
+        Assert.Equal("1Gi", job.Resources.Limits["memory"].ToString());
+        Assert.Equal("2", job.Resources.Limits["cpu"].ToString());
+        Assert.Equal(["A", "GITHUB_ACTIONS", "CI", "FROM_TEMPLATE"], job.Env.Select(e => e.Name));
+        Assert.Equal("/scratch", job.VolumeMounts.Last().MountPath);
+        Assert.Equal("--save ''", pod.Spec.Containers[1].Env.Single().Value);
+        Assert.Equal("arc-runner-abc-workflow", pod.Metadata.Name);
+    }
+
+    [Fact]
+    public void A_template_naming_an_unknown_service_is_refused()
+    {
+        var (pod, names) = JobPod.Build(Container(), [], JobOptions());
+        var e = Assert.Throws<HookException>(() => Parse().ApplyToJobPod(pod, names));
+        Assert.Contains("$redis", e.Message);
+    }
+
+    [Fact]
+    public void Step_pod_gets_job_merge_but_no_sidecars()
+    {
+        var pod = StepPod.Build(Container(), new StepPodOptions("s", "img", Placement, Work, "repo/repo", "s-env", []));
+        pod = Parse("""
+            spec:
+              containers:
+                - name: $job
+                  resources: {requests: {cpu: 500m}}
+                - name: logger
+                  image: fluent-bit:3
+            """).ApplyToStepPod(pod);
+        Assert.Equal(["step"], pod.Spec.Containers.Select(c => c.Name));
+        Assert.Equal("500m", pod.Spec.Containers[0].Resources.Requests["cpu"].ToString());
+    }
+
+    [Fact]
+    public void Builder_pod_takes_only_metadata_and_scheduling()
+    {
+        var builder = new KanikoBuilder("kaniko:1");
+        var pod = BuilderPod.Build(builder, new BuildSpec("r/x:1", "Dockerfile", "r", null, false, false),
+            new BuilderPodOptions("b", Placement, Work, "_actions/a/b/v1", "reg", false));
+        pod = Parse().ApplyToBuilderPod(pod);
+        Assert.Equal("platform", pod.Metadata.Labels["team"]);
+        Assert.Equal("ci", pod.Spec.NodeSelector["pool"]);
+        Assert.Null(pod.Spec.SecurityContext);
+        Assert.Equal(["builder"], pod.Spec.Containers.Select(c => c.Name));
+        Assert.Null(pod.Spec.Containers[0].Resources);
+    }
+
+    [Theory]
+    [InlineData("spec: [unclosed", "not valid YAML")]
+    [InlineData("- just\n- a list\n", "must be a pod template")]
+    [InlineData("spec:\n  containers: 5\n", "not a valid pod template")]
+    public void Broken_templates_are_refused_with_a_reason(string yaml, string expected)
+    {
+        var e = Assert.Throws<HookException>(() => Parse(yaml));
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void Missing_template_file_is_refused() =>
+        Assert.Contains("Cannot read the hook template", Assert.Throws<HookException>(() => HookTemplate.Load("/no/such/template.yaml")).Message);
+}

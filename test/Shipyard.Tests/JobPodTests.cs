@@ -1,0 +1,128 @@
+using Shipyard.Pods;
+using Shipyard.Protocol;
+using static Shipyard.Tests.Fixtures;
+
+namespace Shipyard.Tests;
+
+public class JobPodTests
+{
+    [Fact]
+    public void Job_container_gets_default_command_ci_env_no_home_and_the_work_mounts()
+    {
+        var (pod, _) = JobPod.Build(Container(env: new() { ["HOME"] = "/github/home", ["A"] = "1" }), [], JobOptions());
+        var job = pod.Spec.Containers.Single();
+        Assert.Equal("job", job.Name);
+        Assert.Equal(["tail"], job.Command);
+        Assert.Equal(["-f", "/dev/null"], job.Args);
+        Assert.Equal("/__w/repo/repo", job.WorkingDir);
+        Assert.Equal(["A", "GITHUB_ACTIONS", "CI"], job.Env.Select(e => e.Name));
+        Assert.Equal(
+            [("/__w", null), ("/__e", "externals"), ("/github/home", "_temp/_github_home"), ("/github/workflow", "_temp/_github_workflow")],
+            job.VolumeMounts.Select(m => (m.MountPath, (string?)m.SubPath)));
+        Assert.Equal("arc-runner-abc-work", pod.Spec.Volumes.Single().PersistentVolumeClaim.ClaimName);
+    }
+
+    [Fact]
+    public void Ci_and_github_actions_set_by_the_workflow_are_kept()
+    {
+        var (pod, _) = JobPod.Build(Container(env: new() { ["CI"] = "false" }), [], JobOptions());
+        Assert.Equal("false", pod.Spec.Containers[0].Env.Single(e => e.Name == "CI").Value);
+    }
+
+    [Fact]
+    public void Pod_belongs_to_the_runner_is_labelled_placed_on_its_node_and_has_no_token()
+    {
+        var (pod, _) = JobPod.Build(Container(), [], JobOptions("arc-runner-abc-workflow-registry"));
+        Assert.Equal("arc-runner-abc-workflow", pod.Metadata.Name);
+        Assert.Equal("arc-runner-abc", pod.Metadata.Labels["runner-pod"]);
+        var owner = pod.Metadata.OwnerReferences.Single();
+        Assert.Equal(("Pod", "arc-runner-abc", "uid-123"), (owner.Kind, owner.Name, owner.Uid));
+        Assert.Equal("node-7", pod.Spec.NodeName);
+        Assert.Null(pod.Spec.Affinity);
+        Assert.False(pod.Spec.AutomountServiceAccountToken);
+        Assert.Equal("arc-runner-abc-workflow-registry", pod.Spec.ImagePullSecrets.Single().Name);
+        Assert.Equal("Never", pod.Spec.RestartPolicy);
+    }
+
+    [Fact]
+    public void Kube_scheduler_mode_uses_required_node_affinity_instead_of_node_name()
+    {
+        var (pod, _) = JobPod.Build(Container(), [], JobOptions(placement: Placement with { UseKubeScheduler = true }));
+        Assert.Null(pod.Spec.NodeName);
+        var term = pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms.Single();
+        var field = term.MatchFields.Single();
+        Assert.Equal(("metadata.name", "In", "node-7"), (field.Key, field.OperatorProperty, field.Values.Single()));
+    }
+
+    [Fact]
+    public void Services_are_named_from_their_images_uniquely_with_ports_and_entrypoints()
+    {
+        var services = new List<ContainerDefinition>
+        {
+            Container("docker.io/library/redis:7", ports: ["6379:6379"]),
+            Container("redis:6"),
+            Container("ghcr.io/acme/job@sha256:abc", entryPoint: "run", args: ["--fast"]),
+        };
+        var (pod, names) = JobPod.Build(Container(), services, JobOptions());
+        Assert.Equal(["redis", "redis-2", "service"], names);
+        Assert.Equal(["job", "redis", "redis-2", "service"], pod.Spec.Containers.Select(c => c.Name));
+        Assert.Equal(6379, pod.Spec.Containers[1].Ports.Single().ContainerPort);
+        Assert.Null(pod.Spec.Containers[1].Ports.Single().HostPort);
+        Assert.Null(pod.Spec.Containers[1].Command);
+        Assert.Equal(["run"], pod.Spec.Containers[3].Command);
+        Assert.Equal(["--fast"], pod.Spec.Containers[3].Args);
+    }
+
+    [Fact]
+    public void User_volumes_in_the_workspace_become_subpath_mounts_and_others_are_refused()
+    {
+        var inside = new MountVolume("./cache:/cache", Workspace + "/cache", "/cache", true);
+        var (pod, _) = JobPod.Build(Container(userMounts: [inside]), [], JobOptions());
+        var m = pod.Spec.Containers[0].VolumeMounts.Last();
+        Assert.Equal(("/cache", "repo/repo/cache", true), (m.MountPath, m.SubPath, m.ReadOnlyProperty));
+
+        var outside = new MountVolume("/var/run/docker.sock:/var/run/docker.sock", "/var/run/docker.sock", "/var/run/docker.sock", false);
+        var e = Assert.Throws<HookException>(() => JobPod.Build(Container(userMounts: [outside]), [], JobOptions()));
+        Assert.Contains("/var/run/docker.sock", e.Message);
+    }
+
+    [Fact]
+    public void A_job_container_without_an_image_is_refused()
+    {
+        Assert.Throws<HookException>(() => JobPod.Build(Container(image: null), [], JobOptions()));
+    }
+
+    [Theory]
+    [InlineData("80", 80, 80, "TCP")]
+    [InlineData("8080:80", 80, 8080, "TCP")]
+    [InlineData("127.0.0.1:5353:53/udp", 53, 5353, "UDP")]
+    public void Port_mappings_parse_like_docker(string spec, int container, int host, string protocol)
+    {
+        Assert.Equal(new PortMapping(container, host, protocol), PortMapping.Parse(spec));
+    }
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("70000")]
+    [InlineData("80/icmp")]
+    public void Bad_port_mappings_are_refused(string spec) => Assert.Throws<HookException>(() => PortMapping.Parse(spec));
+
+    [Fact]
+    public void Response_ports_map_container_port_to_host_port()
+    {
+        Assert.Equal(new Dictionary<string, string> { ["80"] = "8080", ["53"] = "53" }, PortMapping.ResponsePorts(["8080:80", "53/udp"]));
+        Assert.Empty(PortMapping.ResponsePorts(null));
+    }
+
+    [Fact]
+    public void Long_runner_names_are_truncated_to_valid_object_names()
+    {
+        var runner = new string('r', 60);
+        Assert.Equal(63, Names.JobPod(runner).Length);
+        var step = Names.PerStep(runner, "step");
+        Assert.True(step.Length <= 63);
+        Assert.Matches("^r+-step-[0-9a-f]{8}$", step);
+        Assert.NotEqual(step, Names.PerStep(runner, "step"));
+        Assert.True(Names.EnvSecret(step).Length <= 63);
+    }
+}

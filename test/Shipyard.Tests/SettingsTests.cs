@@ -1,0 +1,77 @@
+using Shipyard.Settings;
+
+namespace Shipyard.Tests;
+
+public class SettingsTests
+{
+    static HookSettings From(Dictionary<string, string> env) => HookSettings.FromEnvironment(k => env.GetValueOrDefault(k));
+
+    static Dictionary<string, string> Base() => new()
+    {
+        ["ACTIONS_RUNNER_POD_NAME"] = "arc-runner-abc",
+        ["RUNNER_WORKSPACE"] = "/home/runner/_work/repo",
+        ["GITHUB_WORKSPACE"] = "/home/runner/_work/repo/repo",
+    };
+
+    [Fact]
+    public void Defaults_follow_arc()
+    {
+        var s = From(Base());
+        Assert.Equal("arc-runner-abc-work", s.ClaimName);
+        Assert.Equal("arc-runner-abc-workflow", s.JobPodName);
+        Assert.Equal("/home/runner/_work", s.WorkDirectory);
+        Assert.Equal("/home/runner/externals", s.ExternalsDirectory);
+        Assert.Equal(TimeSpan.FromSeconds(600), s.PrepareJobTimeout);
+        Assert.False(s.UseKubeScheduler);
+        Assert.Equal(BuilderKind.Kaniko, s.Builder);
+        Assert.Equal(HookSettings.DefaultKanikoImage, s.BuilderImageOrDefault);
+    }
+
+    [Fact]
+    public void Missing_pod_name_is_a_clear_error()
+    {
+        var env = Base();
+        env.Remove("ACTIONS_RUNNER_POD_NAME");
+        Assert.Contains("ACTIONS_RUNNER_POD_NAME", Assert.Throws<HookException>(() => From(env)).Message);
+    }
+
+    [Theory]
+    [InlineData("ACTIONS_RUNNER_USE_KUBE_SCHEDULER", "maybe")]
+    [InlineData("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "-5")]
+    [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER", "docker")]
+    public void Bad_values_name_the_variable(string name, string value)
+    {
+        var env = Base();
+        env[name] = value;
+        Assert.Contains(name, Assert.Throws<HookException>(() => From(env)).Message);
+    }
+
+    [Fact]
+    public void Registry_push_and_pull_hosts_are_preferred_over_the_host()
+    {
+        var env = Base();
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_HOST"] = "ghcr.io/acme/";
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME"] = "login";
+        Assert.Equal(new RegistrySettings("ghcr.io/acme", "ghcr.io/acme", "login", false), From(env).RequireRegistry());
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_HOST_PUSH"] = "registry.ci.svc:5000";
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_HOST_PULL"] = "localhost:30500";
+        Assert.Equal(new RegistrySettings("registry.ci.svc:5000", "localhost:30500", "login", false), From(env).RequireRegistry());
+    }
+
+    [Fact]
+    public void Missing_registry_settings_name_every_variable_to_set()
+    {
+        var e = Assert.Throws<HookException>(() => From(Base()).RequireRegistry());
+        Assert.Contains("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_HOST", e.Message);
+        Assert.Contains("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_REGISTRY_SECRET_NAME", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void Buildah_has_its_own_default_image()
+    {
+        var env = Base();
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER"] = "buildah";
+        Assert.Equal(HookSettings.DefaultBuildahImage, From(env).BuilderImageOrDefault);
+    }
+}
