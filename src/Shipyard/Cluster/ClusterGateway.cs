@@ -18,6 +18,8 @@ public sealed class ClusterGateway : IDisposable
 
     public string Namespace { get; }
 
+    static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+
     ClusterGateway(StreamingKubernetes client, string ns)
     {
         this.client = client;
@@ -78,7 +80,15 @@ public sealed class ClusterGateway : IDisposable
             if (done(pod)) return pod;
             var path = $"api/v1/namespaces/{Namespace}/pods?watch=true&fieldSelector={Uri.EscapeDataString("metadata.name=" + name)}" +
                        $"&resourceVersion={list.Metadata.ResourceVersion}&timeoutSeconds=300";
-            using var response = await client.GetStreamAsync(path, ct);
+            HttpResponseMessage response;
+            try { response = await client.GetStreamAsync(path, ct); }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Forbidden)
+            {
+                // ARC's stock Role has no `watch` on pods: poll at a fixed short interval instead.
+                await Task.Delay(PollInterval, ct);
+                continue;
+            }
+            using var _ = response;
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
             while (await reader.ReadLineAsync(ct) is { } line)
             {
