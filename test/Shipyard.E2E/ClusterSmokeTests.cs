@@ -1,3 +1,4 @@
+using Shipyard.Driver;
 using System.Net.WebSockets;
 using System.Text;
 using k8s;

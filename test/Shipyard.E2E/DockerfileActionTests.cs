@@ -1,5 +1,6 @@
+using Shipyard.Driver;
 using k8s;
-using static Shipyard.E2E.RunnerJson;
+using static Shipyard.Driver.RunnerJson;
 
 namespace Shipyard.E2E;
 

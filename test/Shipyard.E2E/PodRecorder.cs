@@ -1,3 +1,4 @@
+using Shipyard.Driver;
 using System.Collections.Concurrent;
 using k8s;
 using k8s.Models;

@@ -1,8 +1,9 @@
+using Shipyard.Driver;
 using System.Text;
 using System.Text.Json.Nodes;
 using k8s;
 using k8s.Models;
-using static Shipyard.E2E.RunnerJson;
+using static Shipyard.Driver.RunnerJson;
 
 namespace Shipyard.E2E;
 

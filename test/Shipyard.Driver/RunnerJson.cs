@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 
-namespace Shipyard.E2E;
+namespace Shipyard.Driver;
 
 /// <summary>The runner's JSON for each command, field for field (protocol.md §2), nulls included.</summary>
 public static class RunnerJson

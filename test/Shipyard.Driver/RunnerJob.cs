@@ -4,10 +4,14 @@ using System.Text.Json.Nodes;
 using k8s;
 using k8s.Models;
 
-namespace Shipyard.E2E;
+namespace Shipyard.Driver;
 
 public sealed record HookRun(int ExitCode, string Stdout, string Stderr, string Response, TimeSpan Elapsed)
 {
+    /// <summary>User+system CPU seconds and max RSS of the hook process (when <see cref="RunnerJob.MeasureResources"/>).</summary>
+    public double CpuSeconds { get; init; }
+    public long MaxRssKb { get; init; }
+
     public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}\n--- response\n{Response}";
     public IEnumerable<string> ErrorLines => Stdout.Split('\n').Where(l => l.StartsWith("::error::"));
 }
@@ -19,7 +23,8 @@ public sealed record HookRun(int ExitCode, string Stdout, string Stderr, string 
 /// </summary>
 public sealed class RunnerJob : IAsyncDisposable
 {
-    readonly TestCluster cluster;
+    readonly LocalCluster cluster;
+    public LocalCluster Cluster => cluster;
     public string RunnerPod { get; }
     public string Root { get; }
     public string Work => Path.Combine(Root, "_work");
@@ -27,15 +32,19 @@ public sealed class RunnerJob : IAsyncDisposable
     public string Workspace => Path.Combine(Work, Repo, Repo);
     public Dictionary<string, string> Env { get; } = new();
     public JsonNode? State { get; set; }
+    /// <summary>Run the hook under /usr/bin/time to record its CPU time and max RSS.</summary>
+    public bool MeasureResources { get; set; }
+    /// <summary>Called with each stdout line as the hook prints it (the demo shows the job log live).</summary>
+    public Action<string>? OnOutputLine { get; set; }
 
-    RunnerJob(TestCluster cluster, string runnerPod)
+    RunnerJob(LocalCluster cluster, string runnerPod)
     {
         this.cluster = cluster;
         RunnerPod = runnerPod;
         Root = Path.Combine(cluster.Scratch, runnerPod);
     }
 
-    public static async Task<RunnerJob> StartAsync(TestCluster cluster, string? name = null, bool withClaim = true)
+    public static async Task<RunnerJob> StartAsync(LocalCluster cluster, string? name = null, bool withClaim = true)
     {
         var job = new RunnerJob(cluster, name ?? $"runner-{Guid.NewGuid().ToString("N")[..8]}");
         await job.SetUpAsync(withClaim);
@@ -74,6 +83,13 @@ public sealed class RunnerJob : IAsyncDisposable
                     Resources = new V1VolumeResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["storage"] = new("1Gi") } },
                 },
             }, cluster.Namespace);
+            // A real runner's claim is bound before its job starts; don't measure the binder's sync period.
+            for (var i = 0; i < 150; i++)
+            {
+                var claim = await cluster.Client.ReadNamespacedPersistentVolumeClaimAsync($"{RunnerPod}-work", cluster.Namespace);
+                if (claim.Status?.Phase == "Bound") break;
+                await Task.Delay(200);
+            }
         }
         await cluster.Client.CreateNamespacedPodAsync(new V1Pod
         {
@@ -120,24 +136,54 @@ public sealed class RunnerJob : IAsyncDisposable
             ["args"] = args,
             ["state"] = State?.DeepClone(),
         };
-        var psi = new ProcessStartInfo(cluster.HookBinary)
-        {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
-            WorkingDirectory = Workspace, UseShellExecute = false,
-        };
+        var timeFile = Path.Combine(Root, $"time-{Guid.NewGuid():N}");
+        var psi = MeasureResources
+            ? new ProcessStartInfo("/usr/bin/time", ["-f", "%U %S %M", "-o", timeFile, cluster.HookBinary])
+            : new ProcessStartInfo(cluster.HookBinary);
+        psi.RedirectStandardInput = true;
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        psi.WorkingDirectory = Workspace;
+        psi.UseShellExecute = false;
         psi.Environment.Clear();
         var env = HookEnvironment();
         editEnv?.Invoke(env);
         foreach (var (k, v) in env) if (v is not null) psi.Environment[k] = v;
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
         var sw = Stopwatch.StartNew();
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
+        using var p = new Process { StartInfo = psi };
+        p.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (stdout) stdout.Append(e.Data).Append('\n');
+            OnOutputLine?.Invoke(e.Data);
+        };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.Append(e.Data).Append('\n'); };
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
         await p.StandardInput.WriteAsync((rawStdin ?? input.ToJsonString()) + "\n");
         p.StandardInput.Close();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         await p.WaitForExitAsync(timeout.Token);
-        var run = new HookRun(p.ExitCode, await stdout, await stderr, File.Exists(responseFile) ? await File.ReadAllTextAsync(responseFile) : "", sw.Elapsed);
+        var elapsed = sw.Elapsed;
+        double cpu = 0; long rss = 0;
+        if (MeasureResources && File.Exists(timeFile))
+        {
+            var parts = File.ReadAllLines(timeFile).Last().Split(' ');
+            if (parts.Length == 3)
+            {
+                cpu = double.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture) + double.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
+                rss = long.Parse(parts[2]);
+            }
+            File.Delete(timeFile);
+        }
+        string Text(StringBuilder b) { lock (b) return b.ToString(); }
+        var run = new HookRun(p.ExitCode, Text(stdout), Text(stderr), File.Exists(responseFile) ? await File.ReadAllTextAsync(responseFile) : "", elapsed)
+        {
+            CpuSeconds = cpu, MaxRssKb = rss,
+        };
         if (run.ExitCode == 0 && command == "prepare_job" && run.Response.Length > 0) State = JsonNode.Parse(run.Response)!["state"];
         return run;
     }
