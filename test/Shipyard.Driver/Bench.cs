@@ -290,7 +290,7 @@ public static class Bench
             set ylabel "ratio to floor"
             set grid ytics
             set xtics noenhanced
-            plot "{data}" using 2:xtic(1) title "Shipyard / floor" lc rgb "#3b7dd8", "" using 0:3 with linespoints title "target" lc rgb "#d83b3b" pt 7
+            plot "{data}" using 2:xtic(1) title "Shipyard / floor" lc rgb "#3b7dd8", "" using 0:3 with points title "target" lc rgb "#d83b3b" pt 7 ps 2
             """;
         var gp = Path.Combine(outDir, "chart.gp");
         File.WriteAllText(gp, script);

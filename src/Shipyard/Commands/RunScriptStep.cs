@@ -58,14 +58,12 @@ public static class RunScriptStep
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
         var exec = ctx.Cluster.ExecAsync(podName, Names.JobContainer, command, ctx.Stdout, ctx.Stderr, stop.Token);
-        var gone = ctx.Cluster.WaitForPodAsync(podName, p =>
-            p.Metadata.DeletionTimestamp is not null || p.Status?.Phase is "Succeeded" or "Failed" ||
-            PodProgress.Terminated(p, Names.JobContainer) is not null, stop.Token);
+        var gone = GuardAsync(ctx, podName, exec, stop.Token);
         var first = await Task.WhenAny(exec, gone);
-        if (first == gone && gone.IsCompletedSuccessfully && !exec.IsCompleted)
+        if (first == gone && gone.IsCompletedSuccessfully && gone.Result.Watched && !exec.IsCompleted)
         {
             await stop.CancelAsync();
-            var pod = gone.Result;
+            var pod = gone.Result.Pod;
             throw new HookException(pod is null
                 ? $"Job pod {podName} was deleted while the step was running; the step did not finish."
                 : $"Job pod {podName} is {(pod.Metadata.DeletionTimestamp is not null ? "being deleted" : "no longer running")} ({PodProgress.Describe(pod)}); the step did not finish.");
@@ -77,4 +75,19 @@ public static class RunScriptStep
             try { await gone; } catch (OperationCanceledException) { } catch (Exception) { /* the watch only guards the exec */ }
         }
     }
+
+    /// <summary>
+    /// Watches the job pod for deletion or stop. Started only once the step has run for a moment:
+    /// most steps are short, and the watch's list + connection cost is then saved entirely.
+    /// </summary>
+    static async Task<(bool Watched, k8s.Models.V1Pod? Pod)> GuardAsync(HookContext ctx, string podName, Task exec, CancellationToken ct)
+    {
+        if (await Task.WhenAny(exec, Task.Delay(GuardDelay, ct)) == exec) return (false, null);
+        var pod = await ctx.Cluster.WaitForPodAsync(podName, p =>
+            p.Metadata.DeletionTimestamp is not null || p.Status?.Phase is "Succeeded" or "Failed" ||
+            PodProgress.Terminated(p, Names.JobContainer) is not null, ct);
+        return (true, pod);
+    }
+
+    static readonly TimeSpan GuardDelay = TimeSpan.FromMilliseconds(500);
 }

@@ -51,7 +51,8 @@ public sealed class RegistryClient : IDisposable
     public async Task<string?> FindDigestAsync(string authority, string repository, string tag, CancellationToken ct)
     {
         var url = $"{scheme}://{authority}/v2/{repository}/manifests/{tag}";
-        using var first = await SendAsync(url, null, ct);
+        // Basic credentials up front save a round trip on Basic registries; Bearer ones answer 401 with their challenge.
+        using var first = await SendAsync(url, Basic(), ct);
         HttpResponseMessage response = first;
         HttpResponseMessage? retried = null;
         try
