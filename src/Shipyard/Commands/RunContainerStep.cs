@@ -74,6 +74,7 @@ public static class RunContainerStep
     public static async Task<int> RunToCompletionAsync(HookContext ctx, V1Pod pod, string container, Stream logSink, TimeSpan? timeout = null)
     {
         var name = pod.Metadata.Name;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         await ctx.Cluster.CreatePodAsync(pod, ctx.Cancel);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
         if (timeout is { } t) limit.CancelAfter(t);
@@ -81,9 +82,12 @@ public static class RunContainerStep
         {
             _ = await ctx.Cluster.WaitForPodAsync(name, p => PodProgress.Started(p, container), limit.Token)
                 ?? throw new HookException($"Pod {name} was deleted before it started.");
+            ctx.Log.Debug($"{name}: container started after {clock.ElapsedMilliseconds} ms");
             await ctx.Cluster.FollowLogAsync(name, container, logSink, limit.Token);
+            ctx.Log.Debug($"{name}: log ended after {clock.ElapsedMilliseconds} ms");
             var done = await ctx.Cluster.WaitForPodAsync(name, p => PodProgress.Terminated(p, container) is not null, limit.Token)
                 ?? throw new HookException($"Pod {name} was deleted before its container finished; the step did not finish.");
+            ctx.Log.Debug($"{name}: container finished after {clock.ElapsedMilliseconds} ms");
             return PodProgress.Terminated(done, container)!.ExitCode;
         }
         catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)
