@@ -328,6 +328,7 @@ public static class Bench
             set style data histogram
             set style fill solid 0.8 border -1
             set boxwidth 0.6
+            set bmargin 5
             set yrange [0:*]
             set ylabel "ratio to floor"
             set grid ytics
