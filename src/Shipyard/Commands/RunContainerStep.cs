@@ -59,7 +59,7 @@ public static class RunContainerStep
 
             var pod = StepPod.Build(step, new StepPodOptions(podName, image, placement, ctx.Work, workspaceSubPath, envSecret, pullSecrets));
             if (template is not null) pod = template.ApplyToStepPod(pod);
-            var exit = await RunToCompletionAsync(ctx, pod, Names.StepContainer, ctx.Stdout);
+            var exit = (await RunToCompletionAsync(ctx, pod, Names.StepContainer, ctx.Stdout)).ExitCode;
             if (exit != 0) throw new HookException($"The container action exited with code {exit}.", exit);
             return 0;
         }
@@ -70,8 +70,8 @@ public static class RunContainerStep
         }
     }
 
-    /// <summary>Create, wait until it starts (failing at once if it cannot), follow its log, return the exit code.</summary>
-    public static async Task<int> RunToCompletionAsync(HookContext ctx, V1Pod pod, string container, Stream logSink, TimeSpan? timeout = null)
+    /// <summary>Create, wait until it starts (failing at once if it cannot), follow its log, return its terminated state.</summary>
+    public static async Task<V1ContainerStateTerminated> RunToCompletionAsync(HookContext ctx, V1Pod pod, string container, Stream logSink, TimeSpan? timeout = null)
     {
         var name = pod.Metadata.Name;
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -88,7 +88,7 @@ public static class RunContainerStep
             var done = await ctx.Cluster.WaitForPodAsync(name, p => PodProgress.Terminated(p, container) is not null, limit.Token)
                 ?? throw new HookException($"Pod {name} was deleted before its container finished; the step did not finish.");
             ctx.Log.Debug($"{name}: container finished after {clock.ElapsedMilliseconds} ms");
-            return PodProgress.Terminated(done, container)!.ExitCode;
+            return PodProgress.Terminated(done, container)!;
         }
         catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)
         {

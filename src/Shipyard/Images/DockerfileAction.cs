@@ -77,21 +77,20 @@ public static class DockerfileAction
         if (template is not null) pod = template.ApplyToBuilderPod(pod);
         var tail = new TailLines(ctx.Stdout, 40);
         ctx.Log.Group($"Building {title}");
-        int exit;
-        V1Pod? finished;
+        V1ContainerStateTerminated finished;
         try
         {
-            exit = await RunContainerStep.RunToCompletionAsync(ctx, pod, Names.BuilderContainer, tail, ctx.Settings.BuildTimeout);
-            finished = await ctx.Cluster.ReadPodAsync(options.Name, ctx.Cancel);
+            finished = await RunContainerStep.RunToCompletionAsync(ctx, pod, Names.BuilderContainer, tail, ctx.Settings.BuildTimeout);
         }
         finally
         {
             ctx.Log.EndGroup();
             await ctx.Cluster.DeletePodAsync(options.Name, 0, CancellationToken.None);
         }
-        if (exit != 0)
-            throw new HookException($"Building {title} failed with exit code {exit}{(tail.LastInstruction is { } at ? $" at `{at}`" : "")}: {tail.LastError() ?? "see the build log above"}", exit);
-        var message = finished is null ? null : PodProgress.Terminated(finished, Names.BuilderContainer)?.Message?.Trim();
+        if (finished.ExitCode != 0)
+            throw new HookException($"Building {title} failed with exit code {finished.ExitCode}{(tail.LastInstruction is { } at ? $" at `{at}`" : "")}: {tail.LastError() ?? "see the build log above"}", finished.ExitCode);
+        // The termination message carries the digest (--digest-file / --digestfile=/dev/termination-log).
+        var message = finished.Message?.Trim();
         if (message is null || !message.StartsWith("sha256:", StringComparison.Ordinal))
             throw new HookException($"The builder for {title} finished but reported no image digest (termination message: '{message}').");
         return message.Split('\n')[0].Trim();
