@@ -41,8 +41,8 @@ public static class Hook
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
-            log.Error("The hook was cancelled; the step did not finish.");
-            return 1;
+            log.Error("The step was cancelled; it did not finish.");
+            return 130;
         }
         catch (Exception e)
         {
@@ -56,7 +56,12 @@ public static class Hook
 
     static HookInput ReadInput(TextReader stdin)
     {
-        var line = stdin.ReadLine();
+        string? line;
+        try { line = stdin.ReadLine(); }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            throw new HookException("The hook input on stdin is not valid UTF-8; the runner sends one line of UTF-8 JSON.", details: e.Message);
+        }
         if (string.IsNullOrWhiteSpace(line)) throw new HookException("The hook got no input on stdin; the runner sends one line of JSON.");
         HookInput? input;
         try { input = JsonSerializer.Deserialize(line, ProtocolJson.Default.HookInput); }

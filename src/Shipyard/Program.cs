@@ -9,4 +9,6 @@ using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Can
 using var stdout = Console.OpenStandardOutput();
 using var stderr = Console.OpenStandardError();
 var log = new Workflow(Console.Out, Console.Error);
-return await Hook.RunAsync(Console.In, Environment.GetEnvironmentVariable, log, stdout, stderr, cancel.Token);
+// Strict UTF-8: input that is not UTF-8 is refused, never silently altered.
+using var stdin = new StreamReader(Console.OpenStandardInput(), new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true));
+return await Hook.RunAsync(stdin, Environment.GetEnvironmentVariable, log, stdout, stderr, cancel.Token);

@@ -42,7 +42,7 @@ public class HookTemplateTests
     [Fact]
     public void Job_pod_gets_labels_fields_volumes_merged_containers_and_a_sidecar()
     {
-        var (pod, names) = JobPod.Build(Container(env: new() { ["A"] = "1" }), [Container("redis:7")], JobOptions());
+        var (pod, _, names) = JobPod.Build(Container(env: new() { ["A"] = "1" }), [Container("redis:7")], JobOptions());
         pod = Parse().ApplyToJobPod(pod, names);
         Assert.Equal("platform", pod.Metadata.Labels["team"]);
         Assert.Equal("arc-runner-abc", pod.Metadata.Labels["runner-pod"]); // ours win: cleanup depends on it
@@ -57,14 +57,14 @@ public class HookTemplateTests
         Assert.Equal("2", job.Resources.Limits["cpu"].ToString());
         Assert.Equal(["A", "GITHUB_ACTIONS", "CI", "FROM_TEMPLATE"], job.Env.Select(e => e.Name));
         Assert.Equal("/scratch", job.VolumeMounts.Last().MountPath);
-        Assert.Equal("--save ''", pod.Spec.Containers[1].Env.Single().Value);
+        Assert.Equal("--save ''", pod.Spec.Containers[1].Env.Single(e => e.Name == "REDIS_ARGS").Value);
         Assert.Equal("arc-runner-abc-workflow", pod.Metadata.Name);
     }
 
     [Fact]
     public void A_template_naming_an_unknown_service_is_refused()
     {
-        var (pod, names) = JobPod.Build(Container(), [], JobOptions());
+        var (pod, _, names) = JobPod.Build(Container(), [], JobOptions());
         var e = Assert.Throws<HookException>(() => Parse().ApplyToJobPod(pod, names));
         Assert.Contains("$redis", e.Message);
     }

@@ -9,7 +9,7 @@ public class JobPodTests
     [Fact]
     public void Job_container_gets_default_command_ci_env_no_home_and_the_work_mounts()
     {
-        var (pod, _) = JobPod.Build(Container(env: new() { ["HOME"] = "/github/home", ["A"] = "1" }), [], JobOptions());
+        var (pod, _, _) = JobPod.Build(Container(env: new() { ["HOME"] = "/github/home", ["A"] = "1" }), [], JobOptions());
         var job = pod.Spec.Containers.Single();
         Assert.Equal("job", job.Name);
         Assert.Equal(["tail"], job.Command);
@@ -25,14 +25,16 @@ public class JobPodTests
     [Fact]
     public void Ci_and_github_actions_set_by_the_workflow_are_kept()
     {
-        var (pod, _) = JobPod.Build(Container(env: new() { ["CI"] = "false" }), [], JobOptions());
-        Assert.Equal("false", pod.Spec.Containers[0].Env.Single(e => e.Name == "CI").Value);
+        var (pod, secret, _) = JobPod.Build(Container(env: new() { ["CI"] = "false" }), [], JobOptions());
+        var ci = pod.Spec.Containers[0].Env.Single(e => e.Name == "CI");
+        Assert.Equal("job.CI", ci.ValueFrom.SecretKeyRef.Key);
+        Assert.Equal("false", secret.StringData["job.CI"]);
     }
 
     [Fact]
     public void Pod_belongs_to_the_runner_is_labelled_placed_on_its_node_and_has_no_token()
     {
-        var (pod, _) = JobPod.Build(Container(), [], JobOptions("arc-runner-abc-workflow-registry"));
+        var (pod, _, _) = JobPod.Build(Container(), [], JobOptions("arc-runner-abc-workflow-registry"));
         Assert.Equal("arc-runner-abc-workflow", pod.Metadata.Name);
         Assert.Equal("arc-runner-abc", pod.Metadata.Labels["runner-pod"]);
         var owner = pod.Metadata.OwnerReferences.Single();
@@ -47,7 +49,7 @@ public class JobPodTests
     [Fact]
     public void Kube_scheduler_mode_uses_required_node_affinity_instead_of_node_name()
     {
-        var (pod, _) = JobPod.Build(Container(), [], JobOptions(placement: Placement with { UseKubeScheduler = true }));
+        var (pod, _, _) = JobPod.Build(Container(), [], JobOptions(placement: Placement with { UseKubeScheduler = true }));
         Assert.Null(pod.Spec.NodeName);
         var term = pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms.Single();
         var field = term.MatchFields.Single();
@@ -61,9 +63,9 @@ public class JobPodTests
         {
             Container("docker.io/library/redis:7", ports: ["6379:6379"]),
             Container("redis:6"),
-            Container("ghcr.io/acme/job@sha256:abc", entryPoint: "run", args: ["--fast"]),
+            Container("ghcr.io/acme/job@sha256:" + new string('a', 64), entryPoint: "run", args: ["--fast"]),
         };
-        var (pod, names) = JobPod.Build(Container(), services, JobOptions());
+        var (pod, _, names) = JobPod.Build(Container(), services, JobOptions());
         Assert.Equal(["redis", "redis-2", "service"], names);
         Assert.Equal(["job", "redis", "redis-2", "service"], pod.Spec.Containers.Select(c => c.Name));
         Assert.Equal(6379, pod.Spec.Containers[1].Ports.Single().ContainerPort);
@@ -77,7 +79,7 @@ public class JobPodTests
     public void User_volumes_in_the_workspace_become_subpath_mounts_and_others_are_refused()
     {
         var inside = new MountVolume("./cache:/cache", Workspace + "/cache", "/cache", true);
-        var (pod, _) = JobPod.Build(Container(userMounts: [inside]), [], JobOptions());
+        var (pod, _, _) = JobPod.Build(Container(userMounts: [inside]), [], JobOptions());
         var m = pod.Spec.Containers[0].VolumeMounts.Last();
         Assert.Equal(("/cache", "repo/repo/cache", true), (m.MountPath, m.SubPath, m.ReadOnlyProperty));
 
@@ -121,7 +123,7 @@ public class JobPodTests
         Assert.Equal(63, Names.JobPod(runner).Length);
         var step = Names.PerStep(runner, "step");
         Assert.True(step.Length <= 63);
-        Assert.Matches("^r+-step-[0-9a-f]{8}$", step);
+        Assert.Matches("^r+-[0-9a-f]{8}-step-[0-9a-f]{8}$", step);
         Assert.NotEqual(step, Names.PerStep(runner, "step"));
         Assert.True(Names.EnvSecret(step).Length <= 63);
     }

@@ -12,7 +12,7 @@ namespace Shipyard.Cluster;
 /// The one place Shipyard talks to the Kubernetes API. Thin: create/read/delete objects, watch a
 /// pod, follow logs, exec. Commands decide; this only carries.
 /// </summary>
-public sealed class ClusterGateway : IDisposable
+public sealed partial class ClusterGateway : IDisposable
 {
     readonly StreamingKubernetes client;
 
@@ -56,6 +56,20 @@ public sealed class ClusterGateway : IDisposable
 
     public Task<V1Pod> CreatePodAsync(V1Pod pod, CancellationToken ct = default) =>
         Call($"create pod {pod.Metadata.Name}", () => client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, cancellationToken: ct));
+
+    /// <summary>
+    /// Creates the pod; one of the same name left by an earlier attempt of this runner (a re-run, a killed
+    /// hook) is deleted first and replaced, since these names belong to the runner.
+    /// </summary>
+    public async Task<V1Pod> CreateOrReplacePodAsync(V1Pod pod, CancellationToken ct = default)
+    {
+        var name = pod.Metadata.Name;
+        try { return await client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, cancellationToken: ct); }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict) { }
+        await DeletePodAsync(name, 0, ct);
+        for (var i = 0; i < 120 && await ReadPodAsync(name, ct) is not null; i++) await Task.Delay(250, ct);
+        return await CreatePodAsync(pod, ct);
+    }
 
     public async Task DeletePodAsync(string name, int? graceSeconds = null, CancellationToken ct = default)
     {
@@ -117,6 +131,19 @@ public sealed class ClusterGateway : IDisposable
             await sink.WriteAsync(buffer.AsMemory(0, n), ct);
             await sink.FlushAsync(ct);
         }
+    }
+
+    /// <summary>The last lines a container wrote (empty when it wrote nothing or the log cannot be read).</summary>
+    public async Task<IReadOnlyList<string>> ReadLogTailAsync(string pod, string container, int lines, CancellationToken ct)
+    {
+        try
+        {
+            using var log = await client.CoreV1.ReadNamespacedPodLogAsync(pod, Namespace, container: container, tailLines: lines, cancellationToken: ct);
+            using var reader = new StreamReader(log);
+            var text = await reader.ReadToEndAsync(ct);
+            return text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).ToList();
+        }
+        catch (HttpOperationException) { return []; }
     }
 
     /// <summary>
@@ -185,6 +212,15 @@ public sealed class ClusterGateway : IDisposable
 
     public Task<V1Secret> CreateSecretAsync(V1Secret secret, CancellationToken ct = default) =>
         Call($"create secret {secret.Metadata.Name}", () => client.CoreV1.CreateNamespacedSecretAsync(secret, Namespace, cancellationToken: ct));
+
+    /// <summary>Creates the Secret, replacing one of the same name left by an earlier attempt.</summary>
+    public async Task<V1Secret> CreateOrReplaceSecretAsync(V1Secret secret, CancellationToken ct = default)
+    {
+        try { return await client.CoreV1.CreateNamespacedSecretAsync(secret, Namespace, cancellationToken: ct); }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict) { }
+        await DeleteSecretAsync(secret.Metadata.Name, ct);
+        return await CreateSecretAsync(secret, ct);
+    }
 
     public async Task<V1Secret?> ReadSecretAsync(string name, CancellationToken ct = default)
     {

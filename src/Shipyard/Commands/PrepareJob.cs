@@ -1,3 +1,5 @@
+using k8s.Models;
+using Shipyard.Cluster;
 using Shipyard.Pods;
 using Shipyard.Protocol;
 using Shipyard.Runner;
@@ -19,41 +21,36 @@ public static class PrepareJob
 
         // Everything that can be refused is checked before anything is created.
         var placement = await ctx.PlacementAsync();
+        await RequirePermissionsAsync(ctx);
         if (await ctx.Cluster.ClaimExistsAsync(ctx.Settings.ClaimName, ctx.Cancel) == false)
             throw new HookException($"The work volume claim '{ctx.Settings.ClaimName}' does not exist in namespace '{ctx.Cluster.Namespace}' (ACTIONS_RUNNER_CLAIM_NAME).");
         var podName = ctx.Settings.JobPodName;
         var pullSecret = RegistryPullSecret.Wanted(job.Registry) ? Names.RegistrySecret(podName) : null;
         var options = new JobPodOptions(podName, placement, ctx.Work, ctx.Settings.Workspace, pullSecret);
-        var (pod, serviceNames) = JobPod.Build(job, services, options);
-        if (template is not null) pod = template.ApplyToJobPod(pod, serviceNames);
+        var objects = JobPod.Build(job, services, options);
+        var pod = template is null ? objects.Pod : template.ApplyToJobPod(objects.Pod, objects.ServiceNames);
         var ports = PortMapping.ResponsePorts(job.PortMappings);
         var servicePorts = services.Select(s => PortMapping.ResponsePorts(s.PortMappings)).ToList();
 
         if (Externals.EnsureCopied(ctx.Settings.ExternalsDirectory, ctx.Work.HostPath("externals")))
             ctx.Log.Debug($"Copied runner externals to {ctx.Work.HostPath("externals")}");
 
-        if (pullSecret is not null)
-        {
-            ctx.Log.AddMask(job.Registry!.Password);
-            await ctx.Cluster.CreateSecretAsync(RegistryPullSecret.Build(pullSecret, job.Registry, job.Image!, placement), ctx.Cancel);
-        }
         try
         {
-            await ctx.Cluster.CreatePodAsync(pod, ctx.Cancel);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
-            timeout.CancelAfter(ctx.Settings.PrepareJobTimeout);
-            k8s.Models.V1Pod? running;
-            try { running = await ctx.Cluster.WaitForPodAsync(podName, PodProgress.AllRunning, timeout.Token); }
-            catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)
+            // Objects an earlier attempt of this runner left behind are replaced, not a failure.
+            if (pullSecret is not null)
             {
-                var last = await ctx.Cluster.ReadPodAsync(podName, ctx.Cancel);
-                throw new HookException($"Job pod {podName} was not running after {ctx.Settings.PrepareJobTimeout.TotalSeconds:0}s (ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS): {(last is null ? "gone" : PodProgress.Describe(last))}");
+                ctx.Log.AddMask(job.Registry!.Password);
+                await ctx.Cluster.CreateOrReplaceSecretAsync(RegistryPullSecret.Build(pullSecret, job.Registry, job.Image!, placement), ctx.Cancel);
             }
-            if (running is null) throw new HookException($"Job pod {podName} was deleted while it was starting.");
+            await ctx.Cluster.CreateOrReplaceSecretAsync(objects.EnvSecret, ctx.Cancel);
+            await ctx.Cluster.CreateOrReplacePodAsync(pod, ctx.Cancel);
+            await WaitUntilRunningAsync(ctx, podName);
         }
         catch
         {
             await ctx.Cluster.DeletePodAsync(podName, 0, CancellationToken.None);
+            await ctx.Cluster.DeleteSecretAsync(objects.EnvSecret.Metadata.Name, CancellationToken.None);
             if (pullSecret is not null) await ctx.Cluster.DeleteSecretAsync(pullSecret, CancellationToken.None);
             throw;
         }
@@ -63,8 +60,62 @@ public static class PrepareJob
             new HookState(podName),
             new ResponseContext(
                 new ResponseContainer(podName, podName, ports),
-                services.Select((s, i) => new ResponseContainer(serviceNames[i], podName, servicePorts[i])).ToList()),
+                services.Select((s, i) => new ResponseContainer(objects.ServiceNames[i], podName, servicePorts[i])).ToList()),
             isAlpine);
+    }
+
+    /// <summary>A Role without exec, logs or secrets would fail the job at its first step; say so now, listing all of it.</summary>
+    static async Task RequirePermissionsAsync(HookContext ctx)
+    {
+        V1SubjectRulesReviewStatus review;
+        try { review = await ctx.Cluster.ReviewOwnRulesAsync(ctx.Cancel); }
+        catch (k8s.Autorest.HttpOperationException e)
+        {
+            ctx.Log.Debug($"Could not review this service account's permissions ({(int)e.Response.StatusCode}); continuing.");
+            return;
+        }
+        var missing = Permissions.Missing(review, Permissions.Required);
+        if (missing.Count == 0) return;
+        // Other authorizers (webhooks) may still allow what RBAC rules do not list.
+        if (review.Incomplete)
+        {
+            ctx.Log.Debug($"The permission review is incomplete; not granted by listed rules: {string.Join(", ", missing)}");
+            return;
+        }
+        throw new HookException(
+            $"The runner's service account lacks permissions the job needs in namespace '{ctx.Cluster.Namespace}': " +
+            string.Join("; ", missing.GroupBy(p => p.Resource).Select(g => $"{g.Key}: {string.Join(", ", g.Select(p => p.Verb))}")) +
+            " (see deploy/role.yaml).");
+    }
+
+    /// <summary>Waits for every container to run; a service that exits or cannot start fails at once, quoting its log.</summary>
+    static async Task WaitUntilRunningAsync(HookContext ctx, string podName)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
+        timeout.CancelAfter(ctx.Settings.PrepareJobTimeout);
+        V1ContainerStatus? stopped = null;
+        V1Pod? pod;
+        try
+        {
+            pod = await ctx.Cluster.WaitForPodAsync(podName, p =>
+            {
+                stopped = PodProgress.StoppedContainer(p);
+                return stopped is not null || PodProgress.AllRunning(p);
+            }, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)
+        {
+            var last = await ctx.Cluster.ReadPodAsync(podName, ctx.Cancel);
+            throw new HookException($"Job pod {podName} was not running after {ctx.Settings.PrepareJobTimeout.TotalSeconds:0}s (ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS): {(last is null ? "gone" : PodProgress.Describe(last))}");
+        }
+        if (pod is null) throw new HookException($"Job pod {podName} was deleted while it was starting.");
+        if (stopped is null) return;
+
+        var what = stopped.Name == Names.JobContainer ? "The job container" : $"Service '{stopped.Name}'";
+        var t = stopped.State.Terminated;
+        var log = await ctx.Cluster.ReadLogTailAsync(podName, stopped.Name, 10, ctx.Cancel);
+        var quoted = log.Count == 0 ? "it wrote no log" : "its last log lines:\n" + string.Join('\n', log.Select(l => "  " + l));
+        throw new HookException($"{what} ({stopped.Image}) exited with code {t.ExitCode} ({t.Reason}{(t.Message is { Length: > 0 } m ? ": " + m.Trim() : "")}) before the job started; {quoted}");
     }
 
     /// <summary>The runner picks its Alpine (musl) node build for JavaScript actions from this.</summary>

@@ -30,7 +30,7 @@ public static class RunContainerStep
             var pullSecrets = new List<string>();
             if (step.Image is { Length: > 0 } img)
             {
-                image = img;
+                image = ImageReference.Require(img, "container step");
                 if (RegistryPullSecret.Wanted(step.Registry))
                 {
                     ctx.Log.AddMask(step.Registry!.Password);

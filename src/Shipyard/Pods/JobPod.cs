@@ -9,19 +9,30 @@ public sealed record JobPodOptions(
     PodPlacement Placement,
     WorkVolume Work,
     string? WorkspaceHostPath,
-    string? PullSecret);
+    string? PullSecret)
+{
+    /// <summary>The Secret holding every container's env values.</summary>
+    public string EnvSecret => Names.EnvSecret(Name);
+}
+
+/// <summary>The job pod and the Secret its env comes from; created together, deleted together.</summary>
+public sealed record JobPodObjects(V1Pod Pod, V1Secret EnvSecret, IReadOnlyList<string> ServiceNames);
 
 /// <summary>The job pod: container `job` (the job container) and one container per service.</summary>
 public static class JobPod
 {
     public const string Role = "job";
 
-    public static (V1Pod Pod, IReadOnlyList<string> ServiceNames) Build(ContainerDefinition job, IReadOnlyList<ContainerDefinition> services, JobPodOptions o)
+    /// <summary>Short, so a deleted runner's job pod goes in seconds: `tail -f /dev/null` ignores SIGTERM.</summary>
+    public const long TerminationGraceSeconds = 5;
+
+    public static JobPodObjects Build(ContainerDefinition job, IReadOnlyList<ContainerDefinition> services, JobPodOptions o)
     {
         var taken = new HashSet<string> { Names.JobContainer };
         var serviceNames = services.Select(s => Names.ServiceContainer(s.Image ?? "", taken)).ToList();
-        var containers = new List<V1Container> { JobContainer(job, o) };
-        containers.AddRange(services.Select((s, i) => ServiceContainer(s, serviceNames[i], o)));
+        var envData = new Dictionary<string, string>(StringComparer.Ordinal);
+        var containers = new List<V1Container> { JobContainer(job, o, envData) };
+        containers.AddRange(services.Select((s, i) => ServiceContainer(s, serviceNames[i], o, envData)));
 
         var spec = new V1PodSpec
         {
@@ -30,23 +41,25 @@ public static class JobPod
             AutomountServiceAccountToken = false,
             Volumes = [o.Work.Volume()],
             ImagePullSecrets = o.PullSecret is null ? null : [new V1LocalObjectReference { Name = o.PullSecret }],
+            TerminationGracePeriodSeconds = TerminationGraceSeconds,
         };
         o.Placement.Place(spec);
-        return (new V1Pod { ApiVersion = "v1", Kind = "Pod", Metadata = o.Placement.Metadata(o.Name, Role), Spec = spec }, serviceNames);
+        var secret = new V1Secret
+        {
+            ApiVersion = "v1", Kind = "Secret", Type = "Opaque",
+            Metadata = o.Placement.Metadata(o.EnvSecret, "job-env"),
+            StringData = envData,
+        };
+        return new JobPodObjects(new V1Pod { ApiVersion = "v1", Kind = "Pod", Metadata = o.Placement.Metadata(o.Name, Role), Spec = spec }, secret, serviceNames);
     }
 
-    static V1Container JobContainer(ContainerDefinition job, JobPodOptions o)
+    static V1Container JobContainer(ContainerDefinition job, JobPodOptions o, Dictionary<string, string> envData)
     {
-        var image = Require(job.Image, "job container");
+        var image = ImageReference.Require(job.Image, "job container");
         // The runner sends `tail -f /dev/null` itself; older runners send nothing.
         var command = job.EntryPoint is { Length: > 0 } ep ? new List<string> { ep } : ["tail"];
         var args = job.EntryPoint is { Length: > 0 } ? job.EntryPointArgs ?? [] : ["-f", "/dev/null"];
-        var env = (job.EnvironmentVariables ?? [])
-            .Where(kv => kv.Key != "HOME")
-            .Select(kv => new V1EnvVar { Name = kv.Key, Value = kv.Value ?? "" })
-            .ToList();
-        foreach (var (k, v) in new[] { ("GITHUB_ACTIONS", "true"), ("CI", "true") })
-            if (env.All(e => e.Name != k)) env.Add(new V1EnvVar { Name = k, Value = v });
+        var env = PodEnv.FromSecret(Names.JobContainer, PodEnv.WithRunnerDefaults(job.EnvironmentVariables, "job container", "HOME"), o.EnvSecret, envData);
 
         var mounts = new List<V1VolumeMount>
         {
@@ -69,9 +82,9 @@ public static class JobPod
         };
     }
 
-    static V1Container ServiceContainer(ContainerDefinition service, string name, JobPodOptions o)
+    static V1Container ServiceContainer(ContainerDefinition service, string name, JobPodOptions o, Dictionary<string, string> envData)
     {
-        var image = Require(service.Image, $"service '{name}'");
+        var image = ImageReference.Require(service.Image, $"service '{name}'");
         var hasEntryPoint = service.EntryPoint is { Length: > 0 };
         var args = service.EntryPointArgs is { Count: > 0 } a ? a.ToList() : null;
         return new V1Container
@@ -81,7 +94,7 @@ public static class JobPod
             Command = hasEntryPoint ? [service.EntryPoint!] : null,
             Args = args,
             WorkingDir = service.WorkingDirectory,
-            Env = (service.EnvironmentVariables ?? []).Select(kv => new V1EnvVar { Name = kv.Key, Value = kv.Value ?? "" }).ToList(),
+            Env = PodEnv.FromSecret(name, PodEnv.WithRunnerDefaults(service.EnvironmentVariables, $"service '{name}'"), o.EnvSecret, envData),
             Ports = Ports(service),
             VolumeMounts = UserMounts(service, o).ToList() is { Count: > 0 } m ? m : null,
         };
@@ -107,7 +120,4 @@ public static class JobPod
             yield return o.Work.Mount(target, o.Work.SubPath(full, "Volume source"), v.ReadOnly);
         }
     }
-
-    static string Require(string? image, string what) => image is { Length: > 0 } i ? i
-        : throw new HookException($"The {what} has no image; Dockerfile-based job and service containers are not supported.");
 }

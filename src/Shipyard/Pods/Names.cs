@@ -3,7 +3,12 @@ using System.Text;
 
 namespace Shipyard;
 
-/// <summary>Object names and labels; every object is findable by `runner-pod=&lt;runner&gt;`.</summary>
+/// <summary>
+/// Object names and labels; every object is findable by `runner-pod=&lt;runner&gt;`. ARC generates runner
+/// pod names of up to 63 characters, so every derived name is built by <see cref="Derived"/>: the plain
+/// `&lt;base&gt;-&lt;suffix&gt;` when it fits, else a shortened base plus a hash of the whole base, so two
+/// long runner names never share a job pod and no name ends in `-` or `.`.
+/// </summary>
 public static class Names
 {
     public const string RunnerPodLabel = "runner-pod";
@@ -11,18 +16,27 @@ public static class Names
     public const string JobContainer = "job";
     public const string StepContainer = "step";
     public const string BuilderContainer = "builder";
+    public const int MaxLength = 63;
 
-    public static string JobPod(string runnerPod) => Truncate($"{runnerPod}-workflow", 63);
+    public static string JobPod(string runnerPod) => Derived(runnerPod, "workflow");
 
     /// <summary>A fresh name for a per-step object: `&lt;runner&gt;-&lt;kind&gt;-&lt;8 hex&gt;`, at most 63 chars.</summary>
-    public static string PerStep(string runnerPod, string kind)
-    {
-        var suffix = $"-{kind}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
-        return Truncate(runnerPod, 63 - suffix.Length).TrimEnd('-', '.') + suffix;
-    }
+    public static string PerStep(string runnerPod, string kind) =>
+        Derived(runnerPod, $"{kind}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}");
 
-    public static string RegistrySecret(string podName) => Truncate(podName, 63 - "-registry".Length).TrimEnd('-', '.') + "-registry";
-    public static string EnvSecret(string podName) => Truncate(podName, 63 - "-env".Length).TrimEnd('-', '.') + "-env";
+    public static string RegistrySecret(string podName) => Derived(podName, "registry");
+    public static string EnvSecret(string podName) => Derived(podName, "env");
+
+    /// <summary>`base-suffix` within 63 characters, distinct for distinct bases.</summary>
+    public static string Derived(string baseName, string suffix)
+    {
+        var plain = $"{baseName}-{suffix}";
+        if (plain.Length <= MaxLength) return plain;
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(baseName)))[..8];
+        var keep = MaxLength - suffix.Length - hash.Length - 2;
+        var head = baseName[..Math.Max(0, Math.Min(keep, baseName.Length))].TrimEnd('-', '.');
+        return head.Length == 0 ? $"{hash}-{suffix}" : $"{head}-{hash}-{suffix}";
+    }
 
     /// <summary>A DNS-1123 label for a service container, from its image (`docker.io/library/redis:7` -> `redis`).</summary>
     public static string ServiceContainer(string image, ISet<string> taken)
@@ -34,7 +48,7 @@ public static class Names
         var baseName = Dns1123(last);
         if (baseName.Length == 0 || baseName == JobContainer) baseName = "service";
         var name = baseName;
-        for (var i = 2; !taken.Add(name); i++) name = Truncate(baseName, 60) + "-" + i;
+        for (var i = 2; !taken.Add(name); i++) name = Truncate(baseName, 60).TrimEnd('-') + "-" + i;
         return name;
     }
 
@@ -43,7 +57,7 @@ public static class Names
         var sb = new StringBuilder();
         foreach (var c in s.ToLowerInvariant())
             sb.Append(c is (>= 'a' and <= 'z') or (>= '0' and <= '9') ? c : '-');
-        return Truncate(sb.ToString().Trim('-'), 63).Trim('-');
+        return Truncate(sb.ToString().Trim('-'), MaxLength).Trim('-');
     }
 
     public static string Truncate(string s, int max) => s.Length <= max ? s : s[..max];

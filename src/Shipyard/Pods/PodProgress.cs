@@ -32,6 +32,10 @@ public static class PodProgress
         return s?.State?.Running is not null || s?.State?.Terminated is not null || pod.Status?.Phase is "Succeeded" or "Failed";
     }
 
+    /// <summary>A container of a pod that should keep running (the job pod) that has exited.</summary>
+    public static V1ContainerStatus? StoppedContainer(V1Pod pod) =>
+        pod.Status?.ContainerStatuses?.FirstOrDefault(s => s.State?.Terminated is not null);
+
     public static V1ContainerStateTerminated? Terminated(V1Pod pod, string container) =>
         pod.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == container)?.State?.Terminated;
 

@@ -51,16 +51,7 @@ public static class StepPod
         return new V1Pod { ApiVersion = "v1", Kind = "Pod", Metadata = o.Placement.Metadata(o.Name, Role), Spec = spec };
     }
 
-    /// <summary>The step's environment as Secret data; names that are not valid env names are refused.</summary>
-    public static Dictionary<string, string> EnvironmentData(ContainerDefinition step)
-    {
-        var data = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (k, v) in step.EnvironmentVariables ?? [])
-        {
-            if (k.Length == 0 || !k.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.'))
-                throw new HookException($"Environment variable name '{k}' cannot be passed to a Kubernetes container.");
-            data[k] = v ?? "";
-        }
-        return data;
-    }
+    /// <summary>The step's environment as Secret data (read by `envFrom`), with the runner's CI defaults.</summary>
+    public static Dictionary<string, string> EnvironmentData(ContainerDefinition step) =>
+        PodEnv.WithRunnerDefaults(step.EnvironmentVariables, "container step").ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
 }

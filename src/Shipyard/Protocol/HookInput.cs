@@ -43,10 +43,14 @@ public sealed record ScriptStepArgs(
     /// <summary>An array on current runners, a ':'-joined string on runners up to 2.293.</summary>
     public IReadOnlyList<string> PrependPathEntries() => PrependPath.ValueKind switch
     {
-        JsonValueKind.Array => PrependPath.EnumerateArray().Select(e => e.GetString() ?? "").Where(s => s.Length > 0).ToList(),
+        JsonValueKind.Array => PrependPath.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()!
+            : throw new HookException($"run_script_step's prependPath must list strings; it holds {e.ValueKind}: {Shorten(e.GetRawText())}")).Where(s => s.Length > 0).ToList(),
         JsonValueKind.String => (PrependPath.GetString() ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries),
-        _ => [],
+        JsonValueKind.Undefined or JsonValueKind.Null => [],
+        _ => throw new HookException($"run_script_step's prependPath must be an array of paths (or a ':'-joined string); it is {PrependPath.ValueKind}: {Shorten(PrependPath.GetRawText())}"),
     };
+
+    static string Shorten(string s) => s.Length > 60 ? s[..60] + "…" : s;
 }
 
 public sealed record PrepareJobResponse(HookState State, ResponseContext Context, bool IsAlpine);

@@ -56,28 +56,30 @@ public sealed record HookSettings
 
     public static HookSettings FromEnvironment(Func<string, string?> env)
     {
+        // Every bad variable is reported at once, each by name, so one fix-and-retry is enough.
+        var errors = new List<string>();
         string? Get(string name) => env(name) is { Length: > 0 } v ? v.Trim() : null;
         bool Flag(string name)
         {
             var v = Get(name);
             if (v is null) return false;
-            return v.ToLowerInvariant() switch
+            switch (v.ToLowerInvariant())
             {
-                "true" or "1" or "yes" => true,
-                "false" or "0" or "no" => false,
-                _ => throw new HookException($"{name} must be true or false, not '{v}'."),
-            };
+                case "true" or "1" or "yes": return true;
+                case "false" or "0" or "no": return false;
+                default: errors.Add($"{name} must be true or false, not '{v}'."); return false;
+            }
         }
         TimeSpan Seconds(string name, int fallback)
         {
             var v = Get(name);
             if (v is null) return TimeSpan.FromSeconds(fallback);
-            if (!int.TryParse(v, out var s) || s <= 0) throw new HookException($"{name} must be a positive number of seconds, not '{v}'.");
+            if (!int.TryParse(v, out var s) || s <= 0) { errors.Add($"{name} must be a positive number of seconds, not '{v}'."); return TimeSpan.FromSeconds(fallback); }
             return TimeSpan.FromSeconds(s);
         }
 
-        var pod = Get("ACTIONS_RUNNER_POD_NAME")
-            ?? throw new HookException("ACTIONS_RUNNER_POD_NAME is not set; it must name the runner pod (ARC sets it in containerMode: kubernetes).");
+        var pod = Get("ACTIONS_RUNNER_POD_NAME");
+        if (pod is null) errors.Add("ACTIONS_RUNNER_POD_NAME is not set; it must name the runner pod (ARC sets it in containerMode: kubernetes).");
         var runnerWorkspace = Get("RUNNER_WORKSPACE");
         // RUNNER_WORKSPACE is `<_work>/<repo>`; `<_work>/../externals` holds the runner's externals.
         var work = runnerWorkspace is null ? "/home/runner/_work" : Path.GetDirectoryName(Path.GetFullPath(runnerWorkspace.TrimEnd('/')))!;
@@ -85,11 +87,12 @@ public sealed record HookSettings
         {
             null or "kaniko" => BuilderKind.Kaniko,
             "buildah" => BuilderKind.Buildah,
-            var other => throw new HookException($"{Prefix}BUILDER must be kaniko or buildah, not '{other}'."),
+            var other => Bad(BuilderKind.Kaniko, $"{Prefix}BUILDER must be kaniko or buildah, not '{other}'."),
         };
-        return new HookSettings
+        T Bad<T>(T fallback, string error) { errors.Add(error); return fallback; }
+        var settings = new HookSettings
         {
-            RunnerPodName = pod,
+            RunnerPodName = pod ?? "",
             Namespace = Get("ACTIONS_RUNNER_KUBERNETES_NAMESPACE"),
             KubeConfigPath = Get("KUBECONFIG")?.Split(':', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(File.Exists),
             ClaimName = Get("ACTIONS_RUNNER_CLAIM_NAME") ?? $"{pod}-work",
@@ -109,5 +112,7 @@ public sealed record HookSettings
             BuildCache = Flag(Prefix + "BUILD_CACHE"),
             BuildTimeout = Seconds(Prefix + "BUILD_TIMEOUT_SECONDS", 3600),
         };
+        if (errors.Count > 0) throw new HookException(string.Join(" ", errors));
+        return settings;
     }
 }
