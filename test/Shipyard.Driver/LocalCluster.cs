@@ -123,6 +123,18 @@ public class LocalCluster
         return n;
     }
 
+    /// <summary>Runs a command in a container (test-side, for looking inside); returns its stdout.</summary>
+    public async Task<string> ExecAsync(string pod, string container, params string[] command)
+    {
+        var stdout = "";
+        await Client.NamespacedPodExecAsync(pod, Namespace, container, command, false, async (_, output, _) =>
+        {
+            using var reader = new StreamReader(output);
+            stdout = await reader.ReadToEndAsync();
+        }, CancellationToken.None);
+        return stdout;
+    }
+
     static string FindRepoRoot()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)

@@ -44,20 +44,30 @@ public sealed class RunnerJob : IAsyncDisposable
         Root = Path.Combine(cluster.Scratch, runnerPod);
     }
 
-    public static async Task<RunnerJob> StartAsync(LocalCluster cluster, string? name = null, bool withClaim = true)
+    /// <param name="realNode">
+    /// Put the host's real Node (the runner's own externals carry the same official build) at
+    /// `externals/node20/bin/node`, for JavaScript actions; otherwise a tiny stand-in script.
+    /// </param>
+    public static async Task<RunnerJob> StartAsync(LocalCluster cluster, string? name = null, bool withClaim = true, bool realNode = false)
     {
         var job = new RunnerJob(cluster, name ?? $"runner-{Guid.NewGuid().ToString("N")[..8]}");
-        await job.SetUpAsync(withClaim);
+        await job.SetUpAsync(withClaim, realNode);
         return job;
     }
 
-    async Task SetUpAsync(bool withClaim)
+    async Task SetUpAsync(bool withClaim, bool realNode)
     {
-        foreach (var d in new[] { "_temp/_github_home", "_temp/_github_workflow", "_temp/_runner_file_commands", "_temp/_runner_hook_responses", "_actions", $"{Repo}/{Repo}" })
+        foreach (var d in new[] { "_temp/_github_home", "_temp/_github_workflow", "_temp/_runner_file_commands", "_temp/_runner_hook_responses", "_actions", "_tool", $"{Repo}/{Repo}" })
             Directory.CreateDirectory(Path.Combine(Work, d));
-        Directory.CreateDirectory(Path.Combine(Root, "externals", "node20", "bin"));
-        await File.WriteAllTextAsync(Path.Combine(Root, "externals", "node20", "bin", "node"), "#!/bin/sh\necho fake-node\n");
-        File.SetUnixFileMode(Path.Combine(Root, "externals", "node20", "bin", "node"), (UnixFileMode)0b111_101_101);
+        var nodeDir = Path.Combine(Root, "externals", "node20", "bin");
+        Directory.CreateDirectory(nodeDir);
+        if (realNode)
+        {
+            var host = HostNode() ?? throw new InvalidOperationException("No node on PATH: the real-node runner needs the machine's Node.js.");
+            File.Copy(host, Path.Combine(nodeDir, "node"));
+        }
+        else await File.WriteAllTextAsync(Path.Combine(nodeDir, "node"), "#!/bin/sh\necho fake-node\n");
+        File.SetUnixFileMode(Path.Combine(nodeDir, "node"), (UnixFileMode)0b111_101_101);
 
         if (withClaim)
         {
@@ -105,6 +115,16 @@ public sealed class RunnerJob : IAsyncDisposable
         await cluster.WaitForPodAsync(RunnerPod, p => p.Status?.Phase == "Running", TimeSpan.FromSeconds(60));
     }
 
+    static string? HostNode()
+    {
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
+        {
+            var candidate = Path.Combine(dir, "node");
+            if (File.Exists(candidate)) return new FileInfo(candidate).ResolveLinkTarget(true)?.FullName ?? candidate;
+        }
+        return null;
+    }
+
     /// <summary>The environment the runner gives the hook (ARC runner pod env + runner's own).</summary>
     public Dictionary<string, string?> HookEnvironment()
     {
@@ -125,7 +145,10 @@ public sealed class RunnerJob : IAsyncDisposable
     }
 
     /// <summary>Runs the hook binary for one command, as the runner does.</summary>
-    public async Task<HookRun> RunAsync(string command, JsonNode args, bool createResponseFile = true, string? rawStdin = null, Action<Dictionary<string, string?>>? editEnv = null)
+    /// <param name="entry">How the runner starts the hook: null for the binary, "index.js" (the runner's node) or "shipyard.sh" (bash).</param>
+    /// <param name="onStarted">Called with the started process (tests signal it, as the runner does to cancel).</param>
+    public async Task<HookRun> RunAsync(string command, JsonNode args, bool createResponseFile = true, string? rawStdin = null,
+        Action<Dictionary<string, string?>>? editEnv = null, string? entry = null, Action<Process>? onStarted = null, byte[]? rawStdinBytes = null)
     {
         var responseFile = Path.Combine(Work, "_temp", "_runner_hook_responses", $"{Guid.NewGuid()}.json");
         if (createResponseFile) await File.WriteAllTextAsync(responseFile, "");
@@ -137,9 +160,17 @@ public sealed class RunnerJob : IAsyncDisposable
             ["state"] = State?.DeepClone(),
         };
         var timeFile = Path.Combine(Root, $"time-{Guid.NewGuid():N}");
+        var artifacts = Path.GetDirectoryName(cluster.HookBinary)!;
+        string[] launch = entry switch
+        {
+            null => [cluster.HookBinary],
+            "index.js" => [HostNode() ?? "node", Path.Combine(artifacts, "index.js")],
+            "shipyard.sh" => ["/bin/bash", Path.Combine(artifacts, "shipyard.sh")],
+            _ => throw new ArgumentException($"unknown hook entry {entry}"),
+        };
         var psi = MeasureResources
-            ? new ProcessStartInfo("/usr/bin/time", ["-f", "%U %S %M", "-o", timeFile, cluster.HookBinary])
-            : new ProcessStartInfo(cluster.HookBinary);
+            ? new ProcessStartInfo("/usr/bin/time", ["-f", "%U %S %M", "-o", timeFile, .. launch])
+            : new ProcessStartInfo(launch[0], launch[1..]);
         psi.RedirectStandardInput = true;
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardError = true;
@@ -163,7 +194,9 @@ public sealed class RunnerJob : IAsyncDisposable
         p.Start();
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
-        await p.StandardInput.WriteAsync((rawStdin ?? input.ToJsonString()) + "\n");
+        onStarted?.Invoke(p);
+        if (rawStdinBytes is not null) await p.StandardInput.BaseStream.WriteAsync(rawStdinBytes);
+        else await p.StandardInput.WriteAsync((rawStdin ?? input.ToJsonString()) + "\n");
         p.StandardInput.Close();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         await p.WaitForExitAsync(timeout.Token);

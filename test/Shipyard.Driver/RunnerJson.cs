@@ -22,13 +22,20 @@ public static class RunnerJson
         ["userMountVolumes"] = userMounts ?? [],
     };
 
-    public static JsonObject JobContainer(RunnerJob job, string image, JsonObject? registry = null, string[]? ports = null, JsonArray? userMounts = null) =>
-        Container(image, entryPoint: "tail", entryPointArgs: ["-f", "/dev/null"], workingDirectory: $"/__w/{job.Repo}/{job.Repo}",
-            registry: registry, env: new() { ["HOME"] = "/github/home", ["JOB_VAR"] = "job-value" }, ports: ports,
-            systemMounts: new JsonArray(new JsonObject
-            {
-                ["userProvidedValue"] = null, ["sourceVolumePath"] = job.Work, ["targetVolumePath"] = "/__w", ["readOnly"] = false,
-            }),
+    /// <summary>The job container as runner 2.336 sends it: no entryPoint, no args, the docker-mode system mounts (docker.sock included).</summary>
+    public static JsonObject JobContainer(RunnerJob job, string image, JsonObject? registry = null, string[]? ports = null, JsonArray? userMounts = null,
+        Dictionary<string, string>? env = null) =>
+        Container(image, entryPoint: null, entryPointArgs: [], workingDirectory: $"/__w/{job.Repo}/{job.Repo}",
+            registry: registry, env: env ?? new() { ["HOME"] = "/github/home", ["JOB_VAR"] = "job-value" }, ports: ports,
+            systemMounts: new JsonArray(
+                Mount("/var/run/docker.sock", "/var/run/docker.sock"),
+                Mount(job.Work, "/__w"),
+                Mount(Path.Combine(job.Root, "externals"), "/__e", readOnly: true),
+                Mount(Path.Combine(job.Work, "_temp"), "/__w/_temp"),
+                Mount(Path.Combine(job.Work, "_actions"), "/__w/_actions"),
+                Mount(Path.Combine(job.Work, "_tool"), "/__w/_tool"),
+                Mount(Path.Combine(job.Work, "_temp", "_github_home"), "/github/home"),
+                Mount(Path.Combine(job.Work, "_temp", "_github_workflow"), "/github/workflow")),
             userMounts: userMounts);
 
     public static JsonObject PrepareJob(JsonObject container, params JsonObject[] services) => new()
@@ -45,6 +52,34 @@ public static class RunnerJson
         ["prependPath"] = new JsonArray((prependPath ?? []).Select(a => (JsonNode?)a).ToArray()),
         ["workingDirectory"] = $"/__w/{job.Repo}/{job.Repo}",
     };
+
+    /// <summary>A `shell: bash` step as the runner sends it.</summary>
+    public static JsonObject BashStep(RunnerJob job, string scriptHostPath, Dictionary<string, string>? env = null)
+    {
+        var step = ScriptStep(job, scriptHostPath, env);
+        step["entryPoint"] = "bash";
+        step["entryPointArgs"] = new JsonArray("--noprofile", "--norc", "-e", "-o", "pipefail", "/__w/" + Path.GetRelativePath(job.Work, scriptHostPath));
+        return step;
+    }
+
+    /// <summary>
+    /// A JavaScript action as runner 2.336 sends it: `/__e/node20/bin/node` with the script path unquoted
+    /// as the only argument, inputs as `INPUT_&lt;NAME&gt;` with hyphens kept.
+    /// </summary>
+    public static JsonObject JavaScriptStep(RunnerJob job, string actionDirInWorkspace, string main, Dictionary<string, string>? inputs = null, Dictionary<string, string>? env = null)
+    {
+        var all = new Dictionary<string, string>();
+        foreach (var (k, v) in inputs ?? []) all["INPUT_" + k.Replace(' ', '_').ToUpperInvariant()] = v;
+        foreach (var (k, v) in env ?? []) all[k] = v;
+        return new JsonObject
+        {
+            ["entryPointArgs"] = new JsonArray($"/__w/{job.Repo}/{job.Repo}/./{actionDirInWorkspace}/{main}"),
+            ["entryPoint"] = "/__e/node20/bin/node",
+            ["environmentVariables"] = Env(all),
+            ["prependPath"] = new JsonArray(),
+            ["workingDirectory"] = $"/__w/{job.Repo}/{job.Repo}",
+        };
+    }
 
     /// <summary>Writes the user's script where the runner writes it (`_work/_temp/&lt;guid&gt;.sh`).</summary>
     public static string WriteScript(RunnerJob job, string body)
@@ -69,9 +104,9 @@ public static class RunnerJson
         return c;
     }
 
-    static JsonObject Mount(string source, string target) => new()
+    static JsonObject Mount(string source, string target, bool readOnly = false) => new()
     {
-        ["userProvidedValue"] = null, ["sourceVolumePath"] = source, ["targetVolumePath"] = target, ["readOnly"] = false,
+        ["userProvidedValue"] = null, ["sourceVolumePath"] = source, ["targetVolumePath"] = target, ["readOnly"] = readOnly,
     };
 
     static JsonObject Env(Dictionary<string, string>? env)
