@@ -221,6 +221,27 @@ public sealed class RunnerJob : IAsyncDisposable
         return run;
     }
 
+    /// <summary>Runs the hook binary with arguments (e.g. `doctor --json`) in the runner's environment, without hook input.</summary>
+    public async Task<HookRun> RunToolAsync(string[] args, Action<Dictionary<string, string?>>? editEnv = null)
+    {
+        var psi = new ProcessStartInfo(cluster.HookBinary, args)
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Root,
+        };
+        psi.Environment.Clear();
+        var env = HookEnvironment();
+        editEnv?.Invoke(env);
+        foreach (var (k, v) in env) if (v is not null) psi.Environment[k] = v;
+        var sw = Stopwatch.StartNew();
+        using var p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await p.WaitForExitAsync(timeout.Token);
+        return new HookRun(p.ExitCode, await stdout, await stderr, "", sw.Elapsed);
+    }
+
     /// <summary>Like the runner: creates the empty file-command files for one step and returns their host paths.</summary>
     public (string Output, string Env, string Path, string State, string Summary) NewFileCommands()
     {

@@ -35,8 +35,10 @@ public sealed class JobTests(TestCluster cluster)
         var pod = await cluster.Client.ReadNamespacedPodAsync($"{job.RunnerPod}-workflow", cluster.Namespace);
         var jobContainer = pod.Spec.Containers.Single(c => c.Name == "job");
         Assert.DoesNotContain(jobContainer.Env, e => e.Name == "HOME");
-        Assert.Contains(jobContainer.Env, e => e.Name == "CI" && e.Value == "true");
-        Assert.Contains(jobContainer.Env, e => e.Name == "GITHUB_ACTIONS" && e.Value == "true");
+        // CI and GITHUB_ACTIONS are set in the container; like every env value they come from the job's env Secret
+        Assert.Contains(jobContainer.Env, e => e.Name == "CI" && e.ValueFrom.SecretKeyRef.Name == $"{job.RunnerPod}-workflow-env");
+        Assert.Contains(jobContainer.Env, e => e.Name == "GITHUB_ACTIONS" && e.Value is null);
+        Assert.Equal("true true", await cluster.ExecAsync(pod.Metadata.Name, "job", "sh", "-c", "printf '%s %s' \"$CI\" \"$GITHUB_ACTIONS\""));
         Assert.Equal(cluster.Env["SHIPYARD_TEST_NODE"], pod.Spec.NodeName);
         Assert.Equal(job.RunnerPod, pod.Metadata.OwnerReferences.Single().Name);
         Assert.False(pod.Spec.AutomountServiceAccountToken);
@@ -118,11 +120,11 @@ public sealed class JobTests(TestCluster cluster)
         Assert.Contains("failing", failing.Stdout);
         Assert.Contains(failing.ErrorLines, l => l.Contains("exited with code 5"));
 
-        // step pods and their env Secrets are gone; only the job pod remains
+        // step pods and their env Secrets are gone; only the job pod (and the job pod's own env Secret) remain
         var pods = await cluster.Client.ListNamespacedPodAsync(cluster.Namespace, labelSelector: $"runner-pod={job.RunnerPod}");
         Assert.Equal([$"{job.RunnerPod}-workflow"], pods.Items.Where(p => p.Metadata.DeletionTimestamp is null).Select(p => p.Metadata.Name));
         var secrets = await cluster.Client.ListNamespacedSecretAsync(cluster.Namespace, labelSelector: $"runner-pod={job.RunnerPod}");
-        Assert.Empty(secrets.Items);
+        Assert.Equal([$"{job.RunnerPod}-workflow-env"], secrets.Items.Select(s => s.Metadata.Name));
     }
 
     [Fact]
@@ -196,7 +198,7 @@ public sealed class JobTests(TestCluster cluster)
         await using var job = await RunnerJob.StartAsync(cluster);
         var registry = Registry(cluster.Env["SHIPYARD_TEST_REGISTRY_USER"], cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"], cluster.PullHost);
         Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", registry)))).ExitCode);
-        Assert.Equal(2, await cluster.CountLabelledAsync(job.RunnerPod)); // job pod + pull Secret
+        Assert.Equal(3, await cluster.CountLabelledAsync(job.RunnerPod)); // job pod, its env Secret, pull Secret
         var first = await job.RunAsync("cleanup_job", new JsonObject());
         Assert.True(first.ExitCode == 0, first.ToString());
         Assert.Equal(0, await cluster.WaitForNoLabelledAsync(job.RunnerPod, TimeSpan.FromSeconds(30)));
@@ -212,9 +214,10 @@ public sealed class JobTests(TestCluster cluster)
         var job = await RunnerJob.StartAsync(cluster);
         var registry = Registry(cluster.Env["SHIPYARD_TEST_REGISTRY_USER"], cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"], cluster.PullHost);
         Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", registry)))).ExitCode);
-        Assert.Equal(2, await cluster.CountLabelledAsync(job.RunnerPod));
+        Assert.Equal(3, await cluster.CountLabelledAsync(job.RunnerPod)); // job pod, its env Secret, pull Secret
         await job.DisposeAsync(); // deletes the runner pod only
-        var left = await cluster.WaitForNoLabelledAsync(job.RunnerPod, TimeSpan.FromSeconds(120));
+        // Job pods have a short grace period, so this takes seconds, not the 40–90 s a 30 s grace took.
+        var left = await cluster.WaitForNoLabelledAsync(job.RunnerPod, TimeSpan.FromSeconds(20));
         Assert.True(left == 0, await cluster.DescribeLabelledAsync(job.RunnerPod));
     }
 

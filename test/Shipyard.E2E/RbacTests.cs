@@ -11,41 +11,7 @@ namespace Shipyard.E2E;
 [Collection(ClusterCollection.Name)]
 public sealed class RbacTests(TestCluster cluster)
 {
-    /// <summary>A ServiceAccount bound to the Role in <paramref name="roleFile"/>; returns a kubeconfig using its token.</summary>
-    async Task<string> KubeconfigForRoleAsync(string roleFile, string name)
-    {
-        var role = KubernetesYaml.Deserialize<V1Role>(await File.ReadAllTextAsync(Path.Combine(cluster.RepoRoot, "deploy", roleFile)));
-        role.Metadata.Name = name;
-        await cluster.Client.CreateNamespacedRoleAsync(role, cluster.Namespace);
-        await cluster.Client.CreateNamespacedServiceAccountAsync(new V1ServiceAccount { Metadata = new V1ObjectMeta { Name = name } }, cluster.Namespace);
-        await cluster.Client.CreateNamespacedRoleBindingAsync(new V1RoleBinding
-        {
-            Metadata = new V1ObjectMeta { Name = name },
-            RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "Role", Name = name },
-            Subjects = [new Rbacv1Subject { Kind = "ServiceAccount", Name = name, NamespaceProperty = cluster.Namespace }],
-        }, cluster.Namespace);
-        string? token = null;
-        for (var i = 0; i < 100 && token is null; i++)
-        {
-            var secrets = await cluster.Client.ListNamespacedSecretAsync(cluster.Namespace);
-            token = secrets.Items.FirstOrDefault(s => s.Type == "kubernetes.io/service-account-token" &&
-                s.Metadata.Annotations?["kubernetes.io/service-account.name"] == name)?.Data?["token"] is { } t ? Encoding.UTF8.GetString(t) : null;
-            if (token is null) await Task.Delay(200);
-        }
-        Assert.NotNull(token);
-        var admin = await File.ReadAllTextAsync(cluster.KubeConfig);
-        var ca = admin.Split("certificate-authority: ")[1].Split('}')[0].Trim();
-        var path = Path.Combine(cluster.Scratch, $"{name}.kubeconfig");
-        await File.WriteAllTextAsync(path, $"""
-            apiVersion: v1
-            kind: Config
-            clusters: [{"{"}name: local, cluster: {"{"}server: "https://127.0.0.1:6443", certificate-authority: {ca}{"}"}{"}"}]
-            users: [{"{"}name: sa, user: {"{"}token: {token}{"}"}{"}"}]
-            contexts: [{"{"}name: local, context: {"{"}cluster: local, user: sa, namespace: {cluster.Namespace}{"}"}{"}"}]
-            current-context: local
-            """);
-        return path;
-    }
+    Task<string> KubeconfigForRoleAsync(string roleFile, string name, Action<V1Role>? edit = null) => RoleKubeconfig.CreateAsync(cluster, roleFile, name, edit);
 
     async Task RunWholeJobAsync(string kubeconfig)
     {
@@ -90,4 +56,19 @@ public sealed class RbacTests(TestCluster cluster)
     [Fact]
     public async Task A_whole_job_runs_with_arcs_stock_role() =>
         await RunWholeJobAsync(await KubeconfigForRoleAsync("arc-role-stock.yaml", "arc-kube-mode"));
+
+    [Fact]
+    public async Task A_role_without_exec_is_refused_by_prepare_job_naming_what_is_missing_and_nothing_is_created()
+    {
+        var kubeconfig = await KubeconfigForRoleAsync("arc-role-stock.yaml", "no-exec", r => r.Rules = r.Rules.Where(x => !x.Resources.Contains("pods/exec")).ToList());
+        await using var job = await RunnerJob.StartAsync(cluster);
+        job.Env["KUBECONFIG"] = kubeconfig;
+        var run = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)));
+        Assert.NotEqual(0, run.ExitCode);
+        var error = Assert.Single(run.ErrorLines);
+        Assert.Contains("pods/exec: get, create", error);
+        Assert.DoesNotContain("secrets", error);
+        Assert.True(run.Elapsed < TimeSpan.FromSeconds(5), run.ToString());
+        Assert.Equal(0, await cluster.CountLabelledAsync(job.RunnerPod));
+    }
 }

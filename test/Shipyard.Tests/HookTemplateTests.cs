@@ -112,4 +112,15 @@ public class HookTemplateTests
     [Fact]
     public void Missing_template_file_is_refused() =>
         Assert.Contains("Cannot read the hook template", Assert.Throws<HookException>(() => HookTemplate.Load("/no/such/template.yaml")).Message);
+
+    [Theory]
+    [InlineData("spec:\n  containers:\n    - name: $job\n      securityContext: {privileged: true}\n", "privileged: true on container '$job'")]
+    [InlineData("spec:\n  hostNetwork: true\n", "hostNetwork")]
+    [InlineData("spec:\n  volumes:\n    - name: sock\n      hostPath: {path: /var/run/docker.sock}\n", "hostPath volume ('sock')")]
+    [InlineData("spec:\n  containers:\n    - name: side\n      image: x:1\n      ports: [{containerPort: 80, hostPort: 80}]\n", "hostPort")]
+    public void Templates_that_would_make_a_pod_privileged_or_reach_the_host_are_refused(string yaml, string expected)
+    {
+        var e = Assert.Throws<HookException>(() => Parse(yaml));
+        Assert.Contains(expected, e.Message);
+    }
 }

@@ -57,6 +57,16 @@ public sealed partial class ClusterGateway : IDisposable
     public Task<V1Pod> CreatePodAsync(V1Pod pod, CancellationToken ct = default) =>
         Call($"create pod {pod.Metadata.Name}", () => client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, cancellationToken: ct));
 
+    /// <summary>Server-side dry run (`dryRun=All`): admission (Pod Security, webhooks) runs, nothing is stored. Null when admitted, else the server's reason.</summary>
+    public async Task<string?> DryRunCreatePodAsync(V1Pod pod, CancellationToken ct = default)
+    {
+        try { await client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, dryRun: "All", cancellationToken: ct); return null; }
+        catch (HttpOperationException e)
+        {
+            return $"{(int)e.Response.StatusCode}: {(e.Response.Content is { Length: > 0 } c ? TryStatusMessage(c) : e.Message)}";
+        }
+    }
+
     /// <summary>
     /// Creates the pod; one of the same name left by an earlier attempt of this runner (a re-run, a killed
     /// hook) is deleted first and replaced, since these names belong to the runner.

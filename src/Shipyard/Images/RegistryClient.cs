@@ -78,6 +78,54 @@ public sealed class RegistryClient : IDisposable
         finally { retried?.Dispose(); }
     }
 
+    /// <summary>`GET /v2/` with the login: the HTTP status the registry ends with (200 when the login works).</summary>
+    public async Task<HttpStatusCode> PingAsync(string authority, string repository, CancellationToken ct)
+    {
+        var url = $"{scheme}://{authority}/v2/";
+        using var first = await SendAsync(HttpMethod.Get, url, Basic(), ct);
+        if (first.StatusCode != HttpStatusCode.Unauthorized) return first.StatusCode;
+        var auth = await AuthorizationAsync(first.Headers.WwwAuthenticate.FirstOrDefault(), repository, ct, push: false);
+        if (auth is null) return first.StatusCode;
+        using var second = await SendAsync(HttpMethod.Get, url, auth, ct);
+        return second.StatusCode;
+    }
+
+    /// <summary>
+    /// Proves push rights without pushing: opens a blob upload session in <paramref name="repository"/> and
+    /// cancels it at once (DELETE of the session), so nothing is left in the registry.
+    /// </summary>
+    public async Task<(bool Allowed, string Detail)> OpenAndCancelUploadAsync(string authority, string repository, CancellationToken ct)
+    {
+        var url = $"{scheme}://{authority}/v2/{repository}/blobs/uploads/";
+        using var first = await SendAsync(HttpMethod.Post, url, Basic(), ct);
+        HttpResponseMessage response = first;
+        HttpResponseMessage? retried = null;
+        try
+        {
+            if (first.StatusCode == HttpStatusCode.Unauthorized)
+            {
+                var auth = await AuthorizationAsync(first.Headers.WwwAuthenticate.FirstOrDefault(), repository, ct, push: true);
+                retried = await SendAsync(HttpMethod.Post, url, auth, ct);
+                response = retried;
+            }
+            if (response.StatusCode != HttpStatusCode.Accepted)
+                return (false, $"{(int)response.StatusCode} {response.ReasonPhrase}");
+            if (response.Headers.Location is not { } location) return (true, "session opened (no Location to cancel)");
+            var cancelUrl = location.IsAbsoluteUri ? location : new Uri(new Uri($"{scheme}://{authority}"), location);
+            using var cancel = await SendAsync(HttpMethod.Delete, cancelUrl.ToString(), response.RequestMessage?.Headers.Authorization, ct);
+            return (true, $"upload session opened and cancelled ({(int)cancel.StatusCode})");
+        }
+        finally { retried?.Dispose(); }
+    }
+
+    Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, AuthenticationHeaderValue? auth, CancellationToken ct)
+    {
+        var req = new HttpRequestMessage(method, url);
+        req.Headers.Authorization = auth;
+        if (method == HttpMethod.Post) req.Content = new ByteArrayContent([]);
+        return http.SendAsync(req, ct);
+    }
+
     Task<HttpResponseMessage> SendAsync(string url, AuthenticationHeaderValue? auth, CancellationToken ct)
     {
         var req = new HttpRequestMessage(HttpMethod.Head, url);
@@ -86,7 +134,7 @@ public sealed class RegistryClient : IDisposable
         return http.SendAsync(req, ct);
     }
 
-    async Task<AuthenticationHeaderValue?> AuthorizationAsync(AuthenticationHeaderValue? challenge, string repository, CancellationToken ct)
+    async Task<AuthenticationHeaderValue?> AuthorizationAsync(AuthenticationHeaderValue? challenge, string repository, CancellationToken ct, bool push = false)
     {
         if (challenge is null) return Basic();
         if (challenge.Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase)) return Basic();
@@ -95,7 +143,7 @@ public sealed class RegistryClient : IDisposable
         if (!p.TryGetValue("realm", out var realm)) return null;
         var query = new List<string>();
         if (p.TryGetValue("service", out var service)) query.Add("service=" + Uri.EscapeDataString(service));
-        query.Add("scope=" + Uri.EscapeDataString(p.TryGetValue("scope", out var scope) ? scope : $"repository:{repository}:pull"));
+        query.Add("scope=" + Uri.EscapeDataString(p.TryGetValue("scope", out var scope) ? scope : $"repository:{repository}:{(push ? "pull,push" : "pull")}"));
         using var req = new HttpRequestMessage(HttpMethod.Get, realm + (realm.Contains('?') ? "&" : "?") + string.Join('&', query));
         req.Headers.Authorization = Basic();
         using var res = await http.SendAsync(req, ct);

@@ -33,16 +33,36 @@ public sealed class HookTemplate
             throw new HookException($"The hook template {source} is not valid YAML (line {e.Start.Line}): {e.Message}");
         }
         if (node is not JsonObject obj) throw new HookException($"The hook template {source} must be a pod template (a YAML mapping with metadata/spec).");
+        V1PodTemplateSpec typed;
         try
         {
             // Typed check up front: a template that Kubernetes would reject fails before anything is created.
-            KubernetesJson.Deserialize<V1PodTemplateSpec>(obj.ToJsonString());
+            typed = KubernetesJson.Deserialize<V1PodTemplateSpec>(obj.ToJsonString());
         }
         catch (Exception e)
         {
             throw new HookException($"The hook template {source} is not a valid pod template: {e.Message}");
         }
+        if (Unsafe(typed) is { } what)
+            throw new HookException($"The hook template {source} sets {what}; Shipyard creates no privileged pod and none with host access.");
         return new HookTemplate(obj);
+    }
+
+    /// <summary>What would make a created pod privileged or give it the host: privileged, hostPath, hostNetwork/PID/IPC, hostPort.</summary>
+    static string? Unsafe(V1PodTemplateSpec t)
+    {
+        var spec = t.Spec;
+        if (spec is null) return null;
+        if (spec.HostNetwork == true) return "hostNetwork: true";
+        if (spec.HostPID == true) return "hostPID: true";
+        if (spec.HostIPC == true) return "hostIPC: true";
+        if (spec.Volumes?.FirstOrDefault(v => v.HostPath is not null) is { } hp) return $"a hostPath volume ('{hp.Name}')";
+        foreach (var c in (spec.Containers ?? []).Concat(spec.InitContainers ?? []))
+        {
+            if (c.SecurityContext?.Privileged == true) return $"privileged: true on container '{c.Name}'";
+            if (c.Ports?.Any(p => p.HostPort is > 0) == true) return $"a hostPort on container '{c.Name}'";
+        }
+        return null;
     }
 
     public static HookTemplate? Load(string? path)
@@ -52,6 +72,15 @@ public sealed class HookTemplate
         try { text = File.ReadAllText(path); }
         catch (Exception e) { throw new HookException($"Cannot read the hook template {path} (ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE): {e.Message}"); }
         return Parse(text, path);
+    }
+
+    /// <summary>Images the template itself names (its sidecars and init containers).</summary>
+    public IEnumerable<(string Name, string Image)> ContainerImages()
+    {
+        foreach (var key in new[] { "containers", "initContainers" })
+            foreach (var c in (root["spec"]?[key] as JsonArray ?? []).OfType<JsonObject>())
+                if (c["image"]?.GetValue<string>() is { Length: > 0 } image)
+                    yield return (c["name"]?.GetValue<string>() ?? "?", image);
     }
 
     /// <summary>Job pod: everything, `$job` into `job`, `$name` into services, the rest as sidecars.</summary>

@@ -1,0 +1,135 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using k8s;
+using Shipyard.Driver;
+using static Shipyard.Driver.RunnerJson;
+
+namespace Shipyard.E2E;
+
+/// <summary>What real ARC runners meet: long generated names, re-runs, services that die, hostile input.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class RealWorkflowTests(TestCluster cluster)
+{
+    [Fact]
+    public async Task A_63_character_runner_name_runs_a_whole_job_with_valid_distinct_names()
+    {
+        var name = ("arc-runner-set-" + Guid.NewGuid().ToString("N") + Guid.NewGuid().ToString("N"))[..62] + "x";
+        Assert.Equal(63, name.Length);
+        await using var job = await RunnerJob.StartAsync(cluster, name);
+        var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox,
+            Registry(cluster.Env["SHIPYARD_TEST_REGISTRY_USER"], cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"], cluster.PullHost))));
+        Assert.True(prepare.ExitCode == 0, prepare.ToString());
+        var jobPod = job.State!["jobPod"]!.GetValue<string>();
+        Assert.NotEqual(name, jobPod);
+        Assert.True(jobPod.Length <= 63);
+        var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "echo long-name-ok\n")));
+        Assert.True(step.ExitCode == 0, step.ToString());
+        var container = await job.RunAsync("run_container_step", ContainerStep(job, cluster.Busybox, null, new() { ["A"] = "1" }, ActionArgs("-c", "echo step-pod-ok"), "sh"));
+        Assert.True(container.ExitCode == 0, container.ToString());
+        Assert.Contains("step-pod-ok", container.Stdout);
+        Assert.Equal(0, (await job.RunAsync("cleanup_job", new JsonObject())).ExitCode);
+        Assert.Equal(0, await cluster.WaitForNoLabelledAsync(name, TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public async Task Objects_left_by_an_earlier_attempt_of_the_same_runner_are_replaced()
+    {
+        await using var job = await RunnerJob.StartAsync(cluster);
+        System.Text.Json.Nodes.JsonObject Login() => Registry(cluster.Env["SHIPYARD_TEST_REGISTRY_USER"], cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"], cluster.PullHost);
+        var first = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", Login())));
+        Assert.True(first.ExitCode == 0, first.ToString());
+        var jobPod = job.State!["jobPod"]!.GetValue<string>();
+        var before = (await cluster.Client.ReadNamespacedPodAsync(jobPod, cluster.Namespace)).Metadata.Uid;
+        // the hook was killed before cleanup_job; the runner retries the job
+        var again = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", Login())));
+        Assert.True(again.ExitCode == 0, again.ToString());
+        var after = await cluster.Client.ReadNamespacedPodAsync(jobPod, cluster.Namespace);
+        Assert.NotEqual(before, after.Metadata.Uid);
+        var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "echo second-attempt\n")));
+        Assert.True(step.ExitCode == 0, step.ToString());
+    }
+
+    [Fact]
+    public async Task A_crashing_service_fails_prepare_job_at_once_naming_it_and_quoting_its_log()
+    {
+        await using var job = await RunnerJob.StartAsync(cluster);
+        var service = Container(cluster.Busybox, entryPoint: "sh", entryPointArgs: ["-c", "echo starting db; echo 'fatal: bad config' >&2; exit 4"]);
+        var run = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox), service));
+        Assert.NotEqual(0, run.ExitCode);
+        var error = Assert.Single(run.ErrorLines);
+        Assert.Contains("Service 'busybox'", error);
+        Assert.Contains("exited with code 4", error);
+        Assert.Contains("fatal: bad config", error);
+        Assert.True(run.Elapsed < TimeSpan.FromSeconds(60), run.ToString()); // not the 600 s timeout
+        Assert.Equal(0, await cluster.WaitForNoLabelledAsync(job.RunnerPod, TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public async Task A_service_whose_command_does_not_exist_fails_prepare_job_at_once()
+    {
+        await using var job = await RunnerJob.StartAsync(cluster);
+        var service = Container(cluster.Busybox, entryPoint: "/no/such/server");
+        var run = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox), service));
+        Assert.NotEqual(0, run.ExitCode);
+        var error = Assert.Single(run.ErrorLines);
+        Assert.Contains("busybox", error);
+        Assert.True(run.Elapsed < TimeSpan.FromSeconds(60), run.ToString());
+        Assert.Equal(0, await cluster.WaitForNoLabelledAsync(job.RunnerPod, TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public async Task Container_step_and_service_get_ci_defaults_and_hyphenated_inputs()
+    {
+        await using var job = await RunnerJob.StartAsync(cluster);
+        Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)))).ExitCode);
+        var run = await job.RunAsync("run_container_step", ContainerStep(job, cluster.Busybox, null,
+            new() { ["INPUT_FETCH-DEPTH"] = "0", ["DOLLARS"] = "a$$b $(HOME) c" }, entryPoint: "env"));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        // env(1) itself prints the environment: a shell would drop names it cannot hold, as it does in docker mode too
+        var lines = run.Stdout.Split('\n');
+        foreach (var expected in new[] { "CI=true", "DOLLARS=a$$b $(HOME) c", "GITHUB_ACTIONS=true", "INPUT_FETCH-DEPTH=0" })
+            Assert.True(lines.Contains(expected), $"{expected} missing\n{run}");
+    }
+
+    [Theory]
+    [InlineData("ports")]
+    [InlineData("image")]
+    [InlineData("volume")]
+    public async Task Input_that_cannot_work_is_refused_in_seconds_with_one_line_and_nothing_created(string what)
+    {
+        await using var job = await RunnerJob.StartAsync(cluster);
+        var container = what switch
+        {
+            "ports" => JobContainer(job, cluster.Busybox, ports: ["1:1:1"]),
+            "image" => JobContainer(job, new string('a', 1 << 20)),
+            _ => JobContainer(job, cluster.Busybox, userMounts: new JsonArray(new JsonObject
+            {
+                ["userProvidedValue"] = "../../outside:/x", ["sourceVolumePath"] = "../../outside", ["targetVolumePath"] = "/x", ["readOnly"] = false,
+            })),
+        };
+        var run = await job.RunAsync("prepare_job", PrepareJob(container));
+        Assert.NotEqual(0, run.ExitCode);
+        var error = Assert.Single(run.ErrorLines);
+        Assert.True(error.Length < 400, error[..Math.Min(error.Length, 400)]);
+        Assert.True(run.Elapsed < TimeSpan.FromSeconds(5), $"{run.Elapsed}");
+        Assert.Equal(0, await cluster.CountLabelledAsync(job.RunnerPod));
+    }
+
+    [Fact]
+    public async Task Stdin_that_is_not_utf8_and_a_bad_prepend_path_are_refused()
+    {
+        await using var job = await RunnerJob.StartAsync(cluster);
+        var bytes = Encoding.UTF8.GetBytes("{\"command\":\"cleanup_job\",\"responseFile\":\"x\",\"args\":{\"a\":\"").Concat(new byte[] { 0xff, 0xfe }).Concat(Encoding.UTF8.GetBytes("\"},\"state\":null}\n")).ToArray();
+        var notUtf8 = await job.RunAsync("cleanup_job", new JsonObject(), rawStdinBytes: bytes);
+        Assert.NotEqual(0, notUtf8.ExitCode);
+        Assert.Contains("not valid UTF-8", Assert.Single(notUtf8.ErrorLines));
+
+        Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)))).ExitCode);
+        var step = ScriptStep(job, WriteScript(job, "echo should-not-run\n"));
+        step["prependPath"] = 42;
+        var run = await job.RunAsync("run_script_step", step);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("prependPath", Assert.Single(run.ErrorLines));
+        Assert.DoesNotContain("should-not-run", run.Stdout);
+    }
+}
