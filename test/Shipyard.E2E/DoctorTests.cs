@@ -54,11 +54,35 @@ public sealed class DoctorTests(TestCluster cluster)
         var secrets = await cluster.Client.ListNamespacedSecretAsync(cluster.Namespace);
         var maps = await cluster.Client.ListNamespacedConfigMapAsync(cluster.Namespace);
         var registry = Path.Combine(Path.GetDirectoryName(LocalCluster.EnvFile)!, "registry");
-        IEnumerable<string> files = Directory.Exists(registry) ? Directory.EnumerateFiles(registry, "*", SearchOption.AllDirectories).Order() : [];
+        // A cancelled upload session leaves the registry's own bookkeeping (`_uploads/<id>/hashstates`, which
+        // Distribution's upload purger removes); no blob, manifest, tag or repository appears.
+        IEnumerable<string> files = Directory.Exists(registry)
+            ? Directory.EnumerateFiles(registry, "*", SearchOption.AllDirectories).Where(f => !(f.Contains("/_uploads/") && f.Contains("/hashstates/"))).Order()
+            : [];
+        var catalog = await RegistryCatalogAsync();
         return string.Join('\n', pods.Items.Select(p => $"pod {p.Metadata.Name} {p.Metadata.ResourceVersion}")
             .Concat(secrets.Items.Select(s => $"secret {s.Metadata.Name} {s.Metadata.ResourceVersion}"))
             .Concat(maps.Items.Select(m => $"configmap {m.Metadata.Name} {m.Metadata.ResourceVersion}"))
-            .Concat(files.Select(f => $"file {f}")));
+            .Concat(files.Select(f => $"file {f}")).Append($"catalog {catalog}"));
+    }
+
+    async Task<string> RegistryCatalogAsync()
+    {
+        using var handler = new HttpClientHandler();
+        var ca = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(cluster.Env["SHIPYARD_TEST_REGISTRY_CA"]));
+        handler.ServerCertificateCustomValidationCallback = (_, cert, _, _) =>
+        {
+            using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
+            chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+            chain.ChainPolicy.CustomTrustStore.Add(ca);
+            chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+            return cert is not null && chain.Build(cert);
+        };
+        using var http = new HttpClient(handler);
+        using var req = new HttpRequestMessage(HttpMethod.Get, $"https://{cluster.PullHost}/v2/_catalog");
+        req.Headers.Authorization = new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{cluster.Env["SHIPYARD_TEST_REGISTRY_USER"]}:{cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"]}")));
+        using var res = await http.SendAsync(req);
+        return await res.Content.ReadAsStringAsync();
     }
 
     [Fact]

@@ -76,8 +76,10 @@ public sealed partial class ClusterGateway : IDisposable
         var name = pod.Metadata.Name;
         try { return await client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, cancellationToken: ct); }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict) { }
-        await DeletePodAsync(name, 0, ct);
-        for (var i = 0; i < 120 && await ReadPodAsync(name, ct) is not null; i++) await Task.Delay(250, ct);
+        // Not a force delete: a same-named pod recreated before the kubelet has stopped the old one can
+        // have exec routed to the old containers. One second of grace, then the kubelet confirms.
+        await DeletePodAsync(name, 1, ct);
+        for (var i = 0; i < 240 && await ReadPodAsync(name, ct) is not null; i++) await Task.Delay(250, ct);
         return await CreatePodAsync(pod, ct);
     }
 
