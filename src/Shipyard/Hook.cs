@@ -44,6 +44,13 @@ public static class Hook
             log.Error("The step was cancelled; it did not finish.");
             return 130;
         }
+        catch (Exception e) when (e is HttpRequestException or IOException or k8s.Autorest.HttpOperationException or System.Net.WebSockets.WebSocketException)
+        {
+            // A connection that broke where no retry is safe (a stream in flight): one line, the trace on stderr.
+            log.Error($"A connection to the Kubernetes API broke and the step's outcome is unknown, so it fails: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
+            log.Err.WriteLine(e.ToString());
+            return 1;
+        }
         catch (Exception e)
         {
             log.Error($"Shipyard failed unexpectedly: {e.GetType().Name}: {e.Message.Split('\n')[0]}");

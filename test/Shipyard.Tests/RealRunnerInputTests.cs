@@ -185,3 +185,20 @@ public partial class RealRunnerInputTests
         Assert.Equal(Permissions.Required.Count, Permissions.Missing(named, Permissions.Required).Count);
     }
 }
+
+public class PollingTests
+{
+    [Fact]
+    public void Without_watch_polling_is_quick_at_first_then_at_most_every_two_seconds()
+    {
+        Assert.Equal(TimeSpan.FromMilliseconds(250), ClusterGateway.PollInterval(TimeSpan.Zero));
+        Assert.Equal(TimeSpan.FromMilliseconds(250), ClusterGateway.PollInterval(TimeSpan.FromSeconds(2.9)));
+        Assert.True(ClusterGateway.PollInterval(TimeSpan.FromSeconds(5)) > TimeSpan.FromMilliseconds(250));
+        Assert.Equal(TimeSpan.FromSeconds(2), ClusterGateway.PollInterval(TimeSpan.FromSeconds(10)));
+        Assert.Equal(TimeSpan.FromSeconds(2), ClusterGateway.PollInterval(TimeSpan.FromMinutes(30)));
+        // a long step: reads per minute after the first seconds
+        var reads = 0; var t = TimeSpan.Zero;
+        while (t < TimeSpan.FromMinutes(1)) { t += ClusterGateway.PollInterval(t); reads++; }
+        Assert.InRange(reads, 30, 50);
+    }
+}

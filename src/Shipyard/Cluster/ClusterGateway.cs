@@ -15,10 +15,14 @@ namespace Shipyard.Cluster;
 public sealed partial class ClusterGateway : IDisposable
 {
     readonly StreamingKubernetes client;
+    readonly Polly.ResiliencePipeline pipeline = TransientPipeline();
 
     public string Namespace { get; }
 
-    static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+    /// <summary>Without `pods/watch`: quick reads while a pod is likely to change (start-up), then at most one read per 2 s.</summary>
+    public static TimeSpan PollInterval(TimeSpan waited) =>
+        waited < TimeSpan.FromSeconds(3) ? TimeSpan.FromMilliseconds(250)
+        : TimeSpan.FromMilliseconds(Math.Min(2000, 250 * Math.Pow(2, (waited.TotalSeconds - 3) / 2 + 1)));
 
     ClusterGateway(StreamingKubernetes client, string ns)
     {
@@ -48,14 +52,22 @@ public sealed partial class ClusterGateway : IDisposable
 
     // ---- pods -------------------------------------------------------------------------------
 
-    public async Task<V1Pod?> ReadPodAsync(string name, CancellationToken ct = default)
+    public Task<V1Pod?> ReadPodAsync(string name, CancellationToken ct = default) =>
+        Call($"read pod {name}", async token =>
+        {
+            try { return await client.CoreV1.ReadNamespacedPodAsync(name, Namespace, cancellationToken: token); }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return null; }
+        }, ct);
+
+    public Task<V1Pod> CreatePodAsync(V1Pod pod, CancellationToken ct = default) =>
+        Create($"create pod {pod.Metadata.Name}", token => client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, cancellationToken: token),
+            token => ReadOwnAsync(pod.Metadata.Name, token), ct);
+
+    async Task<V1Pod?> ReadOwnAsync(string name, CancellationToken ct)
     {
         try { return await client.CoreV1.ReadNamespacedPodAsync(name, Namespace, cancellationToken: ct); }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return null; }
     }
-
-    public Task<V1Pod> CreatePodAsync(V1Pod pod, CancellationToken ct = default) =>
-        Call($"create pod {pod.Metadata.Name}", () => client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, cancellationToken: ct));
 
     /// <summary>Server-side dry run (`dryRun=All`): admission (Pod Security, webhooks) runs, nothing is stored. Null when admitted, else the server's reason.</summary>
     public async Task<string?> DryRunCreatePodAsync(V1Pod pod, CancellationToken ct = default)
@@ -76,6 +88,7 @@ public sealed partial class ClusterGateway : IDisposable
         var name = pod.Metadata.Name;
         try { return await client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, cancellationToken: ct); }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict) { }
+        catch (Exception e) when (e is HttpRequestException or HttpOperationException) { return await CreatePodAsync(pod, ct); }
         // Not a force delete: a same-named pod recreated before the kubelet has stopped the old one can
         // have exec routed to the old containers. One second of grace, then the kubelet confirms.
         await DeletePodAsync(name, 1, ct);
@@ -83,14 +96,15 @@ public sealed partial class ClusterGateway : IDisposable
         return await CreatePodAsync(pod, ct);
     }
 
-    public async Task DeletePodAsync(string name, int? graceSeconds = null, CancellationToken ct = default)
-    {
-        try { await client.CoreV1.DeleteNamespacedPodAsync(name, Namespace, gracePeriodSeconds: graceSeconds, cancellationToken: ct); }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { }
-    }
+    public Task DeletePodAsync(string name, int? graceSeconds = null, CancellationToken ct = default) =>
+        Call($"delete pod {name}", async token =>
+        {
+            try { await client.CoreV1.DeleteNamespacedPodAsync(name, Namespace, gracePeriodSeconds: graceSeconds, cancellationToken: token); }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { }
+        }, ct);
 
     public async Task<IList<V1Pod>> ListPodsAsync(string labelSelector, CancellationToken ct = default) =>
-        (await client.CoreV1.ListNamespacedPodAsync(Namespace, labelSelector: labelSelector, cancellationToken: ct)).Items;
+        (await Call($"list pods {labelSelector}", token => client.CoreV1.ListNamespacedPodAsync(Namespace, labelSelector: labelSelector, cancellationToken: token), ct)).Items;
 
     /// <summary>
     /// Watches one pod until <paramref name="done"/> says so (it may throw to fail fast). Returns the
@@ -98,9 +112,10 @@ public sealed partial class ClusterGateway : IDisposable
     /// </summary>
     public async Task<V1Pod?> WaitForPodAsync(string name, Func<V1Pod, bool> done, CancellationToken ct)
     {
+        var waiting = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
-            var list = await client.CoreV1.ListNamespacedPodAsync(Namespace, fieldSelector: $"metadata.name={name}", cancellationToken: ct);
+            var list = await Call($"read pod {name}", token => client.CoreV1.ListNamespacedPodAsync(Namespace, fieldSelector: $"metadata.name={name}", cancellationToken: token), ct);
             var pod = list.Items.FirstOrDefault();
             if (pod is null) return null;
             if (done(pod)) return pod;
@@ -110,13 +125,18 @@ public sealed partial class ClusterGateway : IDisposable
             try { response = await client.GetStreamAsync(path, ct); }
             catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Forbidden)
             {
-                // ARC's stock Role has no `watch` on pods: poll at a fixed short interval instead.
-                await Task.Delay(PollInterval, ct);
+                // ARC's stock Role has no `watch` on pods: poll instead, backing off for long waits.
+                await Task.Delay(PollInterval(waiting.Elapsed), ct);
+                continue;
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException || e is HttpOperationException h && IsTransient(h.Response.StatusCode))
+            {
+                await Task.Delay(PollInterval(TimeSpan.Zero), ct); // the relist above retries and reports
                 continue;
             }
             using var _ = response;
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
-            while (await reader.ReadLineAsync(ct) is { } line)
+            while (await ReadWatchLineAsync(reader, ct) is { } line)
             {
                 if (line.Length == 0) continue;
                 using var doc = JsonDocument.Parse(line);
@@ -130,6 +150,13 @@ public sealed partial class ClusterGateway : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>A watch line, or null when the stream ended or broke: either way the caller relists and watches again.</summary>
+    static async Task<string?> ReadWatchLineAsync(StreamReader reader, CancellationToken ct)
+    {
+        try { return await reader.ReadLineAsync(ct); }
+        catch (Exception e) when (e is IOException or HttpRequestException) { return null; }
     }
 
     /// <summary>Copies a container's log to <paramref name="sink"/> until the container ends.</summary>
@@ -223,49 +250,44 @@ public sealed partial class ClusterGateway : IDisposable
     // ---- secrets, claims --------------------------------------------------------------------
 
     public Task<V1Secret> CreateSecretAsync(V1Secret secret, CancellationToken ct = default) =>
-        Call($"create secret {secret.Metadata.Name}", () => client.CoreV1.CreateNamespacedSecretAsync(secret, Namespace, cancellationToken: ct));
+        Create($"create secret {secret.Metadata.Name}", token => client.CoreV1.CreateNamespacedSecretAsync(secret, Namespace, cancellationToken: token),
+            token => ReadSecretAsync(secret.Metadata.Name, token), ct);
 
     /// <summary>Creates the Secret, replacing one of the same name left by an earlier attempt.</summary>
     public async Task<V1Secret> CreateOrReplaceSecretAsync(V1Secret secret, CancellationToken ct = default)
     {
         try { return await client.CoreV1.CreateNamespacedSecretAsync(secret, Namespace, cancellationToken: ct); }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict) { }
+        catch (Exception e) when (e is HttpRequestException or HttpOperationException) { return await CreateSecretAsync(secret, ct); }
         await DeleteSecretAsync(secret.Metadata.Name, ct);
         return await CreateSecretAsync(secret, ct);
     }
 
-    public async Task<V1Secret?> ReadSecretAsync(string name, CancellationToken ct = default)
-    {
-        try { return await client.CoreV1.ReadNamespacedSecretAsync(name, Namespace, cancellationToken: ct); }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return null; }
-    }
+    public Task<V1Secret?> ReadSecretAsync(string name, CancellationToken ct = default) =>
+        Call($"read secret {name}", async token =>
+        {
+            try { return await client.CoreV1.ReadNamespacedSecretAsync(name, Namespace, cancellationToken: token); }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return null; }
+        }, ct);
 
-    public async Task DeleteSecretAsync(string name, CancellationToken ct = default)
-    {
-        try { await client.CoreV1.DeleteNamespacedSecretAsync(name, Namespace, cancellationToken: ct); }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { }
-    }
+    public Task DeleteSecretAsync(string name, CancellationToken ct = default) =>
+        Call($"delete secret {name}", async token =>
+        {
+            try { await client.CoreV1.DeleteNamespacedSecretAsync(name, Namespace, cancellationToken: token); }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { }
+        }, ct);
 
     public async Task<IList<V1Secret>> ListSecretsAsync(string labelSelector, CancellationToken ct = default) =>
-        (await client.CoreV1.ListNamespacedSecretAsync(Namespace, labelSelector: labelSelector, cancellationToken: ct)).Items;
+        (await Call($"list secrets {labelSelector}", token => client.CoreV1.ListNamespacedSecretAsync(Namespace, labelSelector: labelSelector, cancellationToken: token), ct)).Items;
 
     /// <summary>True/false when known; null when the Role does not allow reading claims (ARC's default Role).</summary>
-    public async Task<bool?> ClaimExistsAsync(string name, CancellationToken ct = default)
-    {
-        try { await client.CoreV1.ReadNamespacedPersistentVolumeClaimAsync(name, Namespace, cancellationToken: ct); return true; }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return false; }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Forbidden) { return null; }
-    }
-
-    static async Task<T> Call<T>(string what, Func<Task<T>> call)
-    {
-        try { return await call(); }
-        catch (HttpOperationException e)
+    public Task<bool?> ClaimExistsAsync(string name, CancellationToken ct = default) =>
+        Call<bool?>($"read claim {name}", async token =>
         {
-            var detail = e.Response.Content is { Length: > 0 } c ? TryStatusMessage(c) : e.Message;
-            throw new HookException($"Kubernetes refused to {what}: {detail}");
-        }
-    }
+            try { await client.CoreV1.ReadNamespacedPersistentVolumeClaimAsync(name, Namespace, cancellationToken: token); return true; }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return false; }
+            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Forbidden) { return null; }
+        }, ct);
 
     static string TryStatusMessage(string body)
     {

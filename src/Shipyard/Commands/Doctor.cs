@@ -75,9 +75,9 @@ public static class Doctor
 
         V1Pod? runner;
         try { runner = await cluster.ReadPodAsync(settings.RunnerPodName, ct); }
-        catch (Exception e) when (e is k8s.Autorest.HttpOperationException or HttpRequestException)
+        catch (HookException e)
         {
-            checks.Add(new("runner pod", CheckStatus.Fail, $"cannot read pod {settings.RunnerPodName} in namespace {cluster.Namespace}: {e.Message}", "check the API server is reachable and the Role grants pods get"));
+            checks.Add(new("runner pod", CheckStatus.Fail, e.Message, "check the API server is reachable and the Role grants pods get"));
             return;
         }
         if (runner is null)
@@ -111,9 +111,9 @@ public static class Doctor
     {
         V1SubjectRulesReviewStatus review;
         try { review = await cluster.ReviewOwnRulesAsync(ct); }
-        catch (k8s.Autorest.HttpOperationException e)
+        catch (HookException e)
         {
-            return [new("permissions", CheckStatus.Warn, $"cannot review permissions ({(int)e.Response.StatusCode})", "the hook checks again at prepare_job")];
+            return [new("permissions", CheckStatus.Warn, e.Message, "the hook checks again at prepare_job")];
         }
         var results = new List<CheckResult>();
         var missing = Permissions.Missing(review, Permissions.Required);

@@ -69,9 +69,9 @@ public static class PrepareJob
     {
         V1SubjectRulesReviewStatus review;
         try { review = await ctx.Cluster.ReviewOwnRulesAsync(ctx.Cancel); }
-        catch (k8s.Autorest.HttpOperationException e)
+        catch (HookException e)
         {
-            ctx.Log.Debug($"Could not review this service account's permissions ({(int)e.Response.StatusCode}); continuing.");
+            ctx.Log.Debug($"{e.Message}; continuing without the permission check.");
             return;
         }
         var missing = Permissions.Missing(review, Permissions.Required);

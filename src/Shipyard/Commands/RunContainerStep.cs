@@ -59,7 +59,7 @@ public static class RunContainerStep
 
             var pod = StepPod.Build(step, new StepPodOptions(podName, image, placement, ctx.Work, workspaceSubPath, envSecret, pullSecrets));
             if (template is not null) pod = template.ApplyToStepPod(pod);
-            var exit = (await RunToCompletionAsync(ctx, pod, Names.StepContainer, ctx.Stdout)).ExitCode;
+            var exit = (await ctx.Cluster.RunToCompletionAsync(pod, Names.StepContainer, ctx.Stdout, ctx.Log.Debug, null, ctx.Cancel)).ExitCode;
             if (exit != 0) throw new HookException($"The container action exited with code {exit}.", exit);
             return 0;
         }
@@ -67,32 +67,6 @@ public static class RunContainerStep
         {
             await ctx.Cluster.DeletePodAsync(podName, 0, CancellationToken.None);
             foreach (var s in created) await ctx.Cluster.DeleteSecretAsync(s, CancellationToken.None);
-        }
-    }
-
-    /// <summary>Create, wait until it starts (failing at once if it cannot), follow its log, return its terminated state.</summary>
-    public static async Task<V1ContainerStateTerminated> RunToCompletionAsync(HookContext ctx, V1Pod pod, string container, Stream logSink, TimeSpan? timeout = null)
-    {
-        var name = pod.Metadata.Name;
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        await ctx.Cluster.CreatePodAsync(pod, ctx.Cancel);
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
-        if (timeout is { } t) limit.CancelAfter(t);
-        try
-        {
-            _ = await ctx.Cluster.WaitForPodAsync(name, p => PodProgress.Started(p, container), limit.Token)
-                ?? throw new HookException($"Pod {name} was deleted before it started.");
-            ctx.Log.Debug($"{name}: container started after {clock.ElapsedMilliseconds} ms");
-            await ctx.Cluster.FollowLogAsync(name, container, logSink, limit.Token);
-            ctx.Log.Debug($"{name}: log ended after {clock.ElapsedMilliseconds} ms");
-            var done = await ctx.Cluster.WaitForPodAsync(name, p => PodProgress.Terminated(p, container) is not null, limit.Token)
-                ?? throw new HookException($"Pod {name} was deleted before its container finished; the step did not finish.");
-            ctx.Log.Debug($"{name}: container finished after {clock.ElapsedMilliseconds} ms");
-            return PodProgress.Terminated(done, container)!;
-        }
-        catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)
-        {
-            throw new HookException($"Pod {name} did not finish within {timeout?.TotalSeconds:0}s.");
         }
     }
 }

@@ -5,10 +5,13 @@ using Shipyard.Protocol;
 namespace Shipyard.Commands;
 
 /// <summary>
-/// run_script_step: the runner already wrote the user's script under `_work/_temp`; a small wrapper
-/// beside it sets the step's environment, PATH and directory and execs it in container `job`.
-/// The script's exit code becomes the hook's. A job pod that goes away mid-step fails the step;
-/// a cancelled step's processes are stopped in the job container, not just abandoned.
+/// run_script_step: the runner already wrote the user's script under `_work/_temp`. A small wrapper beside it
+/// starts the runner's command detached in container `job`, with the step's environment, PATH and directory,
+/// its output and exit status going to files in a per-step directory on the work volume. The hook needs the
+/// API only to start it: it follows those files from its own mount of the same volume, so a dropped
+/// connection or a restarting API server neither cuts the output nor loses the exit code, while a watch on
+/// the job pod still fails the step within moments if the pod goes. The script's exit code becomes the
+/// hook's; a cancelled step's processes are stopped in the job container, not just abandoned.
 /// </summary>
 public static class RunScriptStep
 {
@@ -17,59 +20,153 @@ public static class RunScriptStep
         var podName = state?.JobPod ?? throw new HookException("run_script_step needs the job pod from prepare_job, but the hook state has none.");
         var entryPoint = args.EntryPoint is { Length: > 0 } e ? e : throw new HookException("run_script_step arrived without an entryPoint.");
 
-        var id = Guid.NewGuid().ToString("N");
-        var wrapperHost = Path.Combine(ctx.Settings.WorkDirectory, "_temp", $"shipyard-step-{id}.sh");
-        var pidHost = Path.Combine(ctx.Settings.WorkDirectory, "_temp", $"shipyard-step-{id}.pid");
-        var wrapper = Wrapper(args, entryPoint, ctx.JobContainerPath(pidHost));
-        Directory.CreateDirectory(Path.GetDirectoryName(wrapperHost)!);
-        await File.WriteAllTextAsync(wrapperHost, wrapper, ctx.Cancel);
+        var step = StepDirectory.Create(ctx.Settings.WorkDirectory);
+        var inPod = ctx.JobContainerPath(step.Host);
+        await File.WriteAllTextAsync(step.Wrapper, Wrapper(args, entryPoint, inPod), ctx.Cancel);
         try
         {
-            var exit = await ExecWatchingPodAsync(ctx, podName, ["sh", "-e", ctx.JobContainerPath(wrapperHost)]);
+            await StartAsync(ctx, podName, step, ctx.JobContainerPath(step.Wrapper));
+            var exit = await FollowAsync(ctx, podName, step);
             if (exit != 0)
                 throw new HookException($"The script step exited with code {exit}.", exit);
             return 0;
         }
         catch (OperationCanceledException) when (ctx.Cancel.IsCancellationRequested)
         {
-            await StopStepProcessesAsync(ctx, podName, ctx.JobContainerPath(pidHost));
+            await StopStepProcessesAsync(ctx, podName, inPod + "/pid");
             throw new HookException("The step was cancelled; its processes in the job container were stopped.", 130);
         }
         finally
         {
-            File.Delete(wrapperHost);
-            File.Delete(pidHost);
+            step.Delete();
         }
     }
 
     /// <summary>
-    /// POSIX sh: unlink itself (it holds tokens), record its pid for cancellation, cd, export, exec the
-    /// runner's command. Names a shell cannot `export` (`INPUT_FETCH-DEPTH`) are passed by env(1).
+    /// POSIX sh. Unlinks itself (it holds tokens); `mkdir started` makes a retried start a no-op, so starting
+    /// is safe to retry. A detached monitor runs the runner's command with output to `out`/`err`, records its
+    /// pid (for cancellation), waits, and writes the exit status to `status` atomically. Names a shell cannot
+    /// `export` (`INPUT_FETCH-DEPTH`) are passed by env(1).
     /// </summary>
-    public static string Wrapper(ScriptStepArgs args, string entryPoint, string pidFile)
+    public static string Wrapper(ScriptStepArgs args, string entryPoint, string stepDir)
     {
-        var sb = new StringBuilder();
-        sb.Append("rm -f -- \"$0\" 2>/dev/null || true\n");
-        sb.Append("{ echo $$ > ").Append(ShellWords.Quote(pidFile)).Append("; } 2>/dev/null || true\n");
-        if (args.WorkingDirectory is { Length: > 0 } wd) sb.Append("cd ").Append(ShellWords.Quote(wd)).Append('\n');
+        var d = ShellWords.Quote(stepDir);
+        var run = new StringBuilder("    set -e\n");
+        if (args.WorkingDirectory is { Length: > 0 } wd) run.Append("    cd ").Append(ShellWords.Quote(wd)).Append('\n');
         var viaEnv = new List<string>();
         foreach (var (k, v) in args.EnvironmentVariables ?? [])
         {
             EnvNames.RequirePassable(k);
             if (v is not null && v.Contains('\0')) throw new HookException($"The value of environment variable '{k}' contains NUL, which no process environment can hold.");
-            if (EnvNames.IsShellName(k)) sb.Append("export ").Append(k).Append('=').Append(ShellWords.Quote(v ?? "")).Append('\n');
+            if (EnvNames.IsShellName(k)) run.Append("    export ").Append(k).Append('=').Append(ShellWords.Quote(v ?? "")).Append('\n');
             else viaEnv.Add(ShellWords.Quote($"{k}={v}"));
         }
         var prepend = args.PrependPathEntries();
         if (prepend.Count > 0)
-            sb.Append("export PATH=").Append(ShellWords.Quote(string.Join(':', prepend))).Append("\":$PATH\"\n");
-        sb.Append("exec ");
-        if (viaEnv.Count > 0) sb.Append("env ").AppendJoin(' ', viaEnv).Append(' ');
-        sb.Append(ShellWords.Quote(entryPoint));
-        foreach (var a in args.EntryPointArgs ?? []) sb.Append(' ').Append(ShellWords.Quote(a));
-        sb.Append('\n');
-        return sb.ToString();
+            run.Append("    export PATH=").Append(ShellWords.Quote(string.Join(':', prepend))).Append("\":$PATH\"\n");
+        run.Append("    exec ");
+        if (viaEnv.Count > 0) run.Append("env ").AppendJoin(' ', viaEnv).Append(' ');
+        run.Append(ShellWords.Quote(entryPoint));
+        foreach (var a in args.EntryPointArgs ?? []) run.Append(' ').Append(ShellWords.Quote(a));
+        run.Append('\n');
+        return $$"""
+            rm -f -- "$0" 2>/dev/null || true
+            d={{d}}
+            mkdir "$d/started" 2>/dev/null || exit 0
+            (
+              set +e
+              (
+            {{run}}  ) > "$d/out" 2> "$d/err" < /dev/null &
+              echo $! > "$d/pid"
+              wait $!
+              echo $? > "$d/status.tmp" && mv "$d/status.tmp" "$d/status"
+            ) > /dev/null 2>&1 < /dev/null &
+
+            """;
     }
+
+    /// <summary>Starts the wrapper. Retried when the API cannot be reached: a second start is a no-op.</summary>
+    static async Task StartAsync(HookContext ctx, string podName, StepDirectory step, string wrapper)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            int exit;
+            try { exit = await ctx.Cluster.ExecAsync(podName, Names.JobContainer, ["sh", "-e", wrapper], ctx.Stdout, ctx.Stderr, ctx.Cancel); }
+            catch (HookException) when (step.Started) { return; } // it started; only the answer was lost
+            catch (HookException e) when (attempt < 8)
+            {
+                ctx.Log.Debug($"Starting the step failed ({e.Message}); retrying.");
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(4000, 200 * Math.Pow(2, attempt - 1))), ctx.Cancel);
+                continue;
+            }
+            if (step.Started) return;
+            throw new HookException($"The step could not be started in the job container of {podName} (the wrapper exited with {exit}); the job container needs sh, mkdir and write access to {ctx.JobContainerPath(step.Host)}.", exit == 0 ? 1 : exit);
+        }
+    }
+
+    /// <summary>Streams `out` and `err` as they grow until `status` appears; a watch guards the job pod meanwhile.</summary>
+    static async Task<int> FollowAsync(HookContext ctx, string podName, StepDirectory step)
+    {
+        using var stopGuard = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
+        var guard = GuardAsync(ctx, podName, stopGuard.Token);
+        long outAt = 0, errAt = 0;
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            while (true)
+            {
+                var finished = step.Status;
+                outAt = await StepDirectory.CopyNewAsync(step.Out, outAt, ctx.Stdout, ctx.Cancel);
+                errAt = await StepDirectory.CopyNewAsync(step.Err, errAt, ctx.Stderr, ctx.Cancel);
+                if (finished is { } code) return code;
+                if (guard.IsCompletedSuccessfully && guard.Result is { } gone)
+                {
+                    // Output written up to the end is still shown before the failure.
+                    await Task.Delay(200, ctx.Cancel);
+                    await StepDirectory.CopyNewAsync(step.Out, outAt, ctx.Stdout, ctx.Cancel);
+                    await StepDirectory.CopyNewAsync(step.Err, errAt, ctx.Stderr, ctx.Cancel);
+                    if (step.Status is { } late) return late;
+                    throw new HookException(gone);
+                }
+                // Short steps finish in milliseconds; long ones are read a few times a second.
+                await Task.Delay(waited.ElapsedMilliseconds < 1000 ? 10 : 50, ctx.Cancel);
+            }
+        }
+        finally
+        {
+            await stopGuard.CancelAsync();
+            try { await guard; } catch (OperationCanceledException) { }
+        }
+    }
+
+    /// <summary>
+    /// The reason the step can no longer finish (job pod deleted or stopped), or null when cancelled. API
+    /// failures only pause the guard: the step's files keep being followed meanwhile.
+    /// </summary>
+    static async Task<string?> GuardAsync(HookContext ctx, string podName, CancellationToken ct)
+    {
+        // Most steps are short; the watch's list + connection cost is saved entirely for them.
+        await Task.Delay(GuardDelay, ct);
+        while (true)
+        {
+            try
+            {
+                var pod = await ctx.Cluster.WaitForPodAsync(podName, p =>
+                    p.Metadata.DeletionTimestamp is not null || p.Status?.Phase is "Succeeded" or "Failed" ||
+                    PodProgress.Terminated(p, Names.JobContainer) is not null, ct);
+                return pod is null
+                    ? $"Job pod {podName} was deleted while the step was running; the step did not finish."
+                    : $"Job pod {podName} is {(pod.Metadata.DeletionTimestamp is not null ? "being deleted" : "no longer running")} ({PodProgress.Describe(pod)}); the step did not finish.";
+            }
+            catch (HookException e)
+            {
+                ctx.Log.Debug($"Watching job pod {podName} paused: {e.Message}");
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            }
+        }
+    }
+
+    static readonly TimeSpan GuardDelay = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
     /// Stops the step's process tree in the job container: an exec stream that ends does not stop what
@@ -111,42 +208,49 @@ public static class RunScriptStep
             ctx.Log.Err.WriteLine($"Could not stop the cancelled step's processes in {podName}: {e.Message}");
         }
     }
+}
 
-    /// <summary>Exec, while a watch on the job pod fails the step within moments if the pod is deleted or stops.</summary>
-    static async Task<int> ExecWatchingPodAsync(HookContext ctx, string podName, IReadOnlyList<string> command)
+/// <summary>A step's directory under `_work/_temp` on the runner's side of the work volume: wrapper, out, err, pid, status.</summary>
+public sealed record StepDirectory(string Host)
+{
+    public string Wrapper => Path.Combine(Host, "run.sh");
+    public string Out => Path.Combine(Host, "out");
+    public string Err => Path.Combine(Host, "err");
+    public bool Started => Directory.Exists(Path.Combine(Host, "started"));
+
+    /// <summary>The exit status once the monitor wrote it (it is renamed into place, so never half-written).</summary>
+    public int? Status =>
+        File.Exists(Path.Combine(Host, "status")) && int.TryParse(File.ReadAllText(Path.Combine(Host, "status")).Trim(), out var code) ? code : null;
+
+    public static StepDirectory Create(string workDirectory)
     {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
-        var exec = ctx.Cluster.ExecAsync(podName, Names.JobContainer, command, ctx.Stdout, ctx.Stderr, stop.Token);
-        var gone = GuardAsync(ctx, podName, exec, stop.Token);
-        var first = await Task.WhenAny(exec, gone);
-        if (first == gone && gone.IsCompletedSuccessfully && gone.Result.Watched && !exec.IsCompleted)
-        {
-            await stop.CancelAsync();
-            var pod = gone.Result.Pod;
-            throw new HookException(pod is null
-                ? $"Job pod {podName} was deleted while the step was running; the step did not finish."
-                : $"Job pod {podName} is {(pod.Metadata.DeletionTimestamp is not null ? "being deleted" : "no longer running")} ({PodProgress.Describe(pod)}); the step did not finish.");
-        }
-        try { return await exec; }
-        finally
-        {
-            await stop.CancelAsync();
-            try { await gone; } catch (OperationCanceledException) { } catch (Exception) { /* the watch only guards the exec */ }
-        }
+        var dir = new StepDirectory(Path.Combine(workDirectory, "_temp", $"shipyard-step-{Guid.NewGuid():N}"));
+        Directory.CreateDirectory(dir.Host);
+        // The job container's user may not be the runner's.
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(dir.Host, (UnixFileMode)0b111_111_111);
+        return dir;
     }
 
-    /// <summary>
-    /// Watches the job pod for deletion or stop. Started only once the step has run for a moment:
-    /// most steps are short, and the watch's list + connection cost is then saved entirely.
-    /// </summary>
-    static async Task<(bool Watched, k8s.Models.V1Pod? Pod)> GuardAsync(HookContext ctx, string podName, Task exec, CancellationToken ct)
+    /// <summary>Copies what the file gained since <paramref name="from"/>; returns the new position.</summary>
+    public static async Task<long> CopyNewAsync(string path, long from, Stream sink, CancellationToken ct)
     {
-        if (await Task.WhenAny(exec, Task.Delay(GuardDelay, ct)) == exec) return (false, null);
-        var pod = await ctx.Cluster.WaitForPodAsync(podName, p =>
-            p.Metadata.DeletionTimestamp is not null || p.Status?.Phase is "Succeeded" or "Failed" ||
-            PodProgress.Terminated(p, Names.JobContainer) is not null, ct);
-        return (true, pod);
+        if (!File.Exists(path)) return from;
+        await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous);
+        if (f.Length <= from) return from;
+        f.Position = from;
+        var buffer = new byte[64 * 1024];
+        int n;
+        while ((n = await f.ReadAsync(buffer, ct)) > 0)
+        {
+            await sink.WriteAsync(buffer.AsMemory(0, n), ct);
+            from += n;
+        }
+        await sink.FlushAsync(ct);
+        return from;
     }
 
-    static readonly TimeSpan GuardDelay = TimeSpan.FromMilliseconds(500);
+    public void Delete()
+    {
+        try { Directory.Delete(Host, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
 }

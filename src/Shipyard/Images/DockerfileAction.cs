@@ -1,7 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using k8s.Models;
-using Shipyard.Commands;
 using Shipyard.Pods;
 using Shipyard.Settings;
 
@@ -80,7 +79,7 @@ public static class DockerfileAction
         V1ContainerStateTerminated finished;
         try
         {
-            finished = await RunContainerStep.RunToCompletionAsync(ctx, pod, Names.BuilderContainer, tail, ctx.Settings.BuildTimeout);
+            finished = await ctx.Cluster.RunToCompletionAsync(pod, Names.BuilderContainer, tail, ctx.Log.Debug, ctx.Settings.BuildTimeout, ctx.Cancel);
         }
         finally
         {

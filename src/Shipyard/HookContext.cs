@@ -3,7 +3,7 @@ using Shipyard.Output;
 using Shipyard.Pods;
 using Shipyard.Settings;
 
-namespace Shipyard.Commands;
+namespace Shipyard;
 
 /// <summary>What every command gets: settings, the cluster gateway, the log, and cancellation.</summary>
 public sealed record HookContext(HookSettings Settings, ClusterGateway Cluster, Workflow Log, Stream Stdout, Stream Stderr, CancellationToken Cancel)

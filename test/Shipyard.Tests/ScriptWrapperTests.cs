@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Shipyard.Commands;
+using Shipyard.Protocol;
+
+namespace Shipyard.Tests;
+
+/// <summary>The script-step wrapper run by a real POSIX shell (the host's /bin/sh), as the job container runs it.</summary>
+public class ScriptWrapperTests
+{
+    static (StepDirectory Step, string Wrapper) Prepare(ScriptStepArgs args)
+    {
+        var step = StepDirectory.Create(Path.Combine(Path.GetTempPath(), "shipyard-wrapper-" + Guid.NewGuid().ToString("N")));
+        File.WriteAllText(step.Wrapper, RunScriptStep.Wrapper(args, args.EntryPoint!, step.Host));
+        return (step, step.Wrapper);
+    }
+
+    static int Sh(string wrapper)
+    {
+        using var p = Process.Start(new ProcessStartInfo("/bin/sh", ["-e", wrapper]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+
+    static int WaitForStatus(StepDirectory step)
+    {
+        for (var i = 0; i < 500; i++)
+        {
+            if (step.Status is { } s) return s;
+            Thread.Sleep(10);
+        }
+        throw new TimeoutException("no status");
+    }
+
+    [Fact]
+    public void Starts_detached_writes_output_and_status_and_a_second_start_is_a_no_op()
+    {
+        var marker = Path.Combine(Path.GetTempPath(), "shipyard-runs-" + Guid.NewGuid().ToString("N"));
+        var args = new ScriptStepArgs(["-c", $"echo run >> {marker}; sleep 0.3; echo to-out; echo to-err >&2; exit 3"], "sh", new() { ["A"] = "1" }, default, "/");
+        var (step, wrapper) = Prepare(args);
+        var sw = Stopwatch.StartNew();
+        Assert.Equal(0, Sh(wrapper));
+        Assert.True(sw.Elapsed < TimeSpan.FromMilliseconds(250), "the start returns before the step ends");
+        Assert.True(step.Started);
+        Assert.False(File.Exists(wrapper)); // it unlinked itself: it holds tokens
+        File.WriteAllText(wrapper, RunScriptStep.Wrapper(args, "sh", step.Host));
+        Assert.Equal(0, Sh(wrapper)); // a retried start
+        Assert.Equal(3, WaitForStatus(step));
+        Assert.Equal("to-out\n", File.ReadAllText(step.Out));
+        Assert.Equal("to-err\n", File.ReadAllText(step.Err));
+        Assert.Equal("run\n", File.ReadAllText(marker)); // ran once
+        Assert.True(int.Parse(File.ReadAllText(Path.Combine(step.Host, "pid"))) > 1);
+        File.Delete(marker);
+        step.Delete();
+    }
+
+    [Fact]
+    public void Names_a_shell_cannot_export_reach_the_command_through_env()
+    {
+        var args = new ScriptStepArgs([], "env", new() { ["INPUT_FETCH-DEPTH"] = "0", ["DOLLARS"] = "a$$b $(HOME) c", ["Q"] = "it's" },
+            JsonSerializer.SerializeToElement(new[] { "/opt/x/bin" }), "/tmp");
+        var (step, wrapper) = Prepare(args);
+        Assert.Equal(0, Sh(wrapper));
+        Assert.Equal(0, WaitForStatus(step));
+        var env = File.ReadAllLines(step.Out);
+        Assert.Contains("INPUT_FETCH-DEPTH=0", env);
+        Assert.Contains("DOLLARS=a$$b $(HOME) c", env);
+        Assert.Contains("Q=it's", env);
+        Assert.Contains(env, l => l.StartsWith("PATH=/opt/x/bin:"));
+        Assert.Contains("PWD=/tmp", env);
+        step.Delete();
+    }
+
+    [Fact]
+    public void A_directory_that_does_not_exist_fails_the_step_with_its_message()
+    {
+        var (step, wrapper) = Prepare(new ScriptStepArgs([], "true", [], default, "/no/such/dir"));
+        Assert.Equal(0, Sh(wrapper));
+        Assert.NotEqual(0, WaitForStatus(step));
+        Assert.Contains("/no/such/dir", File.ReadAllText(step.Err));
+        step.Delete();
+    }
+}
