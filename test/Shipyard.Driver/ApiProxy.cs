@@ -1,5 +1,8 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
 
 namespace Shipyard.Driver;
 
@@ -13,19 +16,44 @@ public sealed class ApiProxy : IAsyncDisposable
     readonly TcpListener listener = new(IPAddress.Loopback, 0);
     readonly IPEndPoint upstream;
     readonly CancellationTokenSource stop = new();
-    readonly List<(TcpClient A, TcpClient B)> open = [];
+    readonly List<Pair> open = [];
+
+    sealed class Pair(TcpClient a, TcpClient b)
+    {
+        public TcpClient A => a;
+        public TcpClient B => b;
+        public volatile bool Stalled;
+    }
     int resetNext;
+    int answer429;
+    readonly X509Certificate2? serverCert;
+    readonly X509Certificate2? clientCert;
 
     public int Port => ((IPEndPoint)listener.LocalEndpoint).Port;
     public int Accepted { get; private set; }
     public int Reset { get; private set; }
 
-    public ApiProxy(IPEndPoint upstream)
+    /// <param name="pki">
+    /// The test cluster's PKI folder: when given, the proxy terminates TLS with the API server's own
+    /// certificate and speaks to the API server with the admin client certificate, so it can answer HTTP
+    /// itself (429 storms); otherwise TLS passes through untouched.
+    /// </param>
+    public ApiProxy(IPEndPoint upstream, string? pki = null)
     {
         this.upstream = upstream;
+        if (pki is not null)
+        {
+            serverCert = X509CertificateLoader.LoadPkcs12(X509Certificate2.CreateFromPemFile(Path.Combine(pki, "apiserver.crt"), Path.Combine(pki, "apiserver.key")).Export(X509ContentType.Pkcs12), null);
+            clientCert = X509CertificateLoader.LoadPkcs12(X509Certificate2.CreateFromPemFile(Path.Combine(pki, "admin.crt"), Path.Combine(pki, "admin.key")).Export(X509ContentType.Pkcs12), null);
+        }
         listener.Start();
         _ = AcceptLoopAsync();
     }
+
+    /// <summary>The next <paramref name="n"/> requests (each on its own connection) are answered `429 Too Many Requests` with `Retry-After: 1`.</summary>
+    public void Answer429(int n) => Interlocked.Exchange(ref answer429, n);
+
+    public int Answered429 { get; private set; }
 
     /// <summary>The next <paramref name="n"/> connections are accepted and reset at once (RST), as a load balancer or a restarting API server does.</summary>
     public void ResetNextConnections(int n) => Interlocked.Exchange(ref resetNext, n);
@@ -35,9 +63,15 @@ public sealed class ApiProxy : IAsyncDisposable
     {
         lock (open)
         {
-            foreach (var (a, b) in open) { Abort(a); Abort(b); }
+            foreach (var pair in open) { Abort(pair.A); Abort(pair.B); }
             open.Clear();
         }
+    }
+
+    /// <summary>Every connection open now stops carrying data without closing: a half-open connection.</summary>
+    public void StallAll()
+    {
+        lock (open) foreach (var pair in open) pair.Stalled = true;
     }
 
     /// <summary>A copy of <paramref name="kubeconfig"/> whose server is this proxy (the API server's certificate names 127.0.0.1).</summary>
@@ -57,7 +91,7 @@ public sealed class ApiProxy : IAsyncDisposable
             Accepted++;
             if (Interlocked.Decrement(ref resetNext) >= 0) { Reset++; Abort(client); continue; }
             Interlocked.Exchange(ref resetNext, 0);
-            _ = PairAsync(client);
+            _ = serverCert is null ? PairAsync(client) : TerminatingPairAsync(client);
         }
     }
 
@@ -66,20 +100,70 @@ public sealed class ApiProxy : IAsyncDisposable
         var server = new TcpClient();
         try { await server.ConnectAsync(upstream, stop.Token); }
         catch (Exception) { Abort(client); return; }
-        lock (open) open.Add((client, server));
-        await Task.WhenAny(PumpAsync(client, server), PumpAsync(server, client));
-        lock (open) open.Remove((client, server));
+        var pair = new Pair(client, server);
+        lock (open) open.Add(pair);
+        await Task.WhenAny(PumpAsync(client.GetStream(), server.GetStream(), pair), PumpAsync(server.GetStream(), client.GetStream(), pair));
+        lock (open) open.Remove(pair);
         client.Dispose(); server.Dispose();
     }
 
-    async Task PumpAsync(TcpClient from, TcpClient to)
+    /// <summary>TLS on both sides; the first request of a connection may be answered here instead of upstream.</summary>
+    async Task TerminatingPairAsync(TcpClient client)
+    {
+        try
+        {
+            var down = new SslStream(client.GetStream());
+            await down.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+            {
+                ServerCertificate = serverCert, ClientCertificateRequired = false,
+                RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            }, stop.Token);
+            if (Interlocked.Decrement(ref answer429) >= 0)
+            {
+                await ReadHeadAsync(down);
+                Answered429++;
+                await down.WriteAsync(Encoding.ASCII.GetBytes("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"), stop.Token);
+                await down.FlushAsync(stop.Token);
+                client.Dispose();
+                return;
+            }
+            Interlocked.Exchange(ref answer429, 0);
+            var server = new TcpClient();
+            await server.ConnectAsync(upstream, stop.Token);
+            var up = new SslStream(server.GetStream(), false, (_, _, _, _) => true);
+            await up.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = "127.0.0.1", ClientCertificates = [clientCert!],
+            }, stop.Token);
+            var pair = new Pair(client, server);
+            lock (open) open.Add(pair);
+            await Task.WhenAny(PumpAsync(down, up, pair), PumpAsync(up, down, pair));
+            lock (open) open.Remove(pair);
+            server.Dispose();
+        }
+        catch (Exception) { /* a cut or a close */ }
+        client.Dispose();
+    }
+
+    static async Task ReadHeadAsync(Stream s)
+    {
+        var seen = new StringBuilder();
+        var b = new byte[1];
+        while (!seen.ToString().EndsWith("\r\n\r\n") && await s.ReadAsync(b) == 1) seen.Append((char)b[0]);
+    }
+
+    async Task PumpAsync(Stream a, Stream b, Pair pair)
     {
         var buffer = new byte[64 * 1024];
         try
         {
-            var a = from.GetStream(); var b = to.GetStream();
             int n;
-            while ((n = await a.ReadAsync(buffer, stop.Token)) > 0) await b.WriteAsync(buffer.AsMemory(0, n), stop.Token);
+            while ((n = await a.ReadAsync(buffer, stop.Token)) > 0)
+            {
+                if (pair.Stalled) await Task.Delay(Timeout.Infinite, stop.Token);
+                await b.WriteAsync(buffer.AsMemory(0, n), stop.Token);
+                await b.FlushAsync(stop.Token);
+            }
         }
         catch (Exception) { /* a cut or a close: the pair ends */ }
     }

@@ -32,6 +32,22 @@ public sealed class ResilienceTests(TestCluster cluster)
     }
 
     [Fact]
+    public async Task A_429_storm_during_prepare_job_is_waited_out_honouring_retry_after()
+    {
+        var pki = Path.Combine(Path.GetDirectoryName(LocalCluster.EnvFile)!, "pki");
+        await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443), pki);
+        await using var job = await RunnerJob.StartAsync(cluster);
+        job.Env["KUBECONFIG"] = proxy.WriteKubeconfig(cluster.KubeConfig, Path.Combine(job.Root, "proxied.kubeconfig"));
+        proxy.Answer429(4);
+        var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)));
+        Assert.True(prepare.ExitCode == 0, prepare.ToString());
+        Assert.Equal(4, proxy.Answered429);
+        Assert.True(prepare.Elapsed > TimeSpan.FromSeconds(3.5), $"Retry-After: 1 was not honoured ({prepare.Elapsed})");
+        var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "echo after-the-storm\n")));
+        Assert.True(step.ExitCode == 0, step.ToString());
+    }
+
+    [Fact]
     public async Task An_api_server_that_stays_unreachable_fails_with_one_readable_line()
     {
         await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
@@ -73,7 +89,7 @@ public sealed class ResilienceTests(TestCluster cluster)
         AssertEveryLineOnce(await step);
     }
 
-    [Fact]
+    [Fact, Trait(RestartsLast.Trait, "yes")]
     public async Task An_api_server_restart_mid_script_step_loses_no_line_and_keeps_the_exit_code()
     {
         await using var job = await RunnerJob.StartAsync(cluster);
@@ -105,6 +121,64 @@ public sealed class ResilienceTests(TestCluster cluster)
         Assert.DoesNotContain("finished", run.Stdout);
         Assert.Contains(run.ErrorLines, l => l.Contains("did not finish"));
         Assert.True(back.Elapsed < TimeSpan.FromSeconds(20), $"noticed {back.Elapsed} after the API came back");
+    }
+
+    static System.Text.Json.Nodes.JsonObject CountingContainerStep(RunnerJob job, TestCluster cluster, double seconds = 0.1) =>
+        ContainerStep(job, cluster.Busybox, null, new() { ["A"] = "1" },
+            ActionArgs("-c", $"i=1; while [ $i -le 100 ]; do echo line $i; i=$((i+1)); sleep {seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}; done; exit 7"), "sh");
+
+    static void AssertEveryContainerLineOnce(HookRun run)
+    {
+        var lines = run.Stdout.Split('\n').Where(l => l.StartsWith("line ")).ToList();
+        Assert.True(Enumerable.Range(1, 100).Select(i => $"line {i}").SequenceEqual(lines), $"{lines.Count} lines\n{run}");
+        Assert.Equal(7, run.ExitCode);
+        Assert.Contains(run.ErrorLines, l => l.Contains("exited with code 7"));
+    }
+
+    [Fact]
+    public async Task Connections_cut_mid_container_step_lose_no_line_and_keep_the_exit_code()
+    {
+        await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
+        await using var job = await RunnerJob.StartAsync(cluster);
+        job.Env["KUBECONFIG"] = proxy.WriteKubeconfig(cluster.KubeConfig, Path.Combine(job.Root, "proxied.kubeconfig"));
+        Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)))).ExitCode);
+        var started = new TaskCompletionSource();
+        job.OnOutputLine = l => { if (l == "line 10") started.TrySetResult(); };
+        var step = job.RunAsync("run_container_step", CountingContainerStep(job, cluster));
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        proxy.CutAll();
+        await Task.Delay(3000);
+        proxy.ResetNextConnections(2);
+        proxy.CutAll();
+        AssertEveryContainerLineOnce(await step);
+    }
+
+    [Fact, Trait(RestartsLast.Trait, "yes")]
+    public async Task An_api_server_restart_mid_container_step_loses_no_line_and_keeps_the_exit_code()
+    {
+        await using var job = await RunnerJob.StartAsync(cluster);
+        Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)))).ExitCode);
+        var started = new TaskCompletionSource();
+        job.OnOutputLine = l => { if (l == "line 10") started.TrySetResult(); };
+        var step = job.RunAsync("run_container_step", CountingContainerStep(job, cluster));
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        await RestartApiServerAsync();
+        AssertEveryContainerLineOnce(await step);
+    }
+
+    [Fact]
+    public async Task A_stalled_log_stream_is_noticed_and_reopened()
+    {
+        await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
+        await using var job = await RunnerJob.StartAsync(cluster);
+        job.Env["KUBECONFIG"] = proxy.WriteKubeconfig(cluster.KubeConfig, Path.Combine(job.Root, "proxied.kubeconfig"));
+        Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)))).ExitCode);
+        var started = new TaskCompletionSource();
+        job.OnOutputLine = l => { if (l == "line 5") started.TrySetResult(); };
+        var step = job.RunAsync("run_container_step", CountingContainerStep(job, cluster, 0.4)); // 40 s
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        proxy.StallAll(); // connections stay open but carry nothing: only a deadline can notice
+        AssertEveryContainerLineOnce(await step);
     }
 
     async Task RestartApiServerAsync()

@@ -202,3 +202,46 @@ public class PollingTests
         Assert.InRange(reads, 30, 50);
     }
 }
+
+public class LogResumeTests
+{
+    [Fact]
+    public void A_reopened_log_skips_exactly_the_lines_already_copied()
+    {
+        var r = new LogResume();
+        Assert.Null(r.SinceTime);
+        r.Reopened();
+        Assert.Equal("a", r.Accept("2026-12-01T09:40:00.1Z a"));
+        Assert.Equal("b", r.Accept("2026-12-01T09:40:00.2Z b"));
+        Assert.Equal("b2", r.Accept("2026-12-01T09:40:00.2Z b2")); // same instant, another line
+        Assert.Equal("2026-12-01T09:40:00Z", r.SinceTime);
+        // the stream breaks; the reopened one starts at the second and repeats what was copied
+        r.Reopened();
+        Assert.Null(r.Accept("2026-12-01T09:40:00.1Z a"));
+        Assert.Null(r.Accept("2026-12-01T09:40:00.200000000Z b"));
+        Assert.Null(r.Accept("2026-12-01T09:40:00.2Z b2"));
+        Assert.Equal("b3", r.Accept("2026-12-01T09:40:00.2Z b3"));
+        Assert.Equal("c", r.Accept("2026-12-01T09:40:01.000000001Z c"));
+        Assert.Equal("no stamp", r.Accept("no stamp"));
+    }
+}
+
+public class PullFailureTests
+{
+    [Fact]
+    public void A_missing_image_is_final_at_once_an_auth_failure_gets_the_kubelets_next_attempt()
+    {
+        var t = DateTime.UtcNow;
+        var pulls = new PullFailureTracker(() => t);
+        Assert.True(pulls.GivesUp("job", "ErrImagePull", "manifest for x:1 not found: manifest unknown"));
+        Assert.False(pulls.GivesUp("step", "ErrImagePull", "no basic auth credentials"));
+        Assert.False(pulls.GivesUp("step", "ImagePullBackOff", "Back-off pulling image"));
+        Assert.False(pulls.GivesUp("step", "ImagePullBackOff", "Back-off pulling image")); // the same back-off seen again
+        Assert.True(pulls.GivesUp("step", "ErrImagePull", "no basic auth credentials")); // failed a second time
+
+        var slow = new PullFailureTracker(() => t);
+        Assert.False(slow.GivesUp("svc", "ImagePullBackOff", "Back-off pulling image"));
+        t += TimeSpan.FromSeconds(31); // polling may never see the second ErrImagePull
+        Assert.True(slow.GivesUp("svc", "ImagePullBackOff", "Back-off pulling image"));
+    }
+}

@@ -18,7 +18,8 @@ public sealed partial class ClusterGateway
         if (timeout is { } t) limit.CancelAfter(t);
         try
         {
-            _ = await WaitForPodAsync(name, p => PodProgress.Started(p, container), limit.Token)
+            var pulls = new PullFailureTracker();
+            _ = await WaitForPodAsync(name, p => PodProgress.Started(p, container, pulls), limit.Token)
                 ?? throw new HookException($"Pod {name} was deleted before it started.");
             debug($"{name}: container started after {clock.ElapsedMilliseconds} ms");
             await FollowLogAsync(name, container, logSink, limit.Token);

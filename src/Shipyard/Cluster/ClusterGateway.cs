@@ -159,19 +159,6 @@ public sealed partial class ClusterGateway : IDisposable
         catch (Exception e) when (e is IOException or HttpRequestException) { return null; }
     }
 
-    /// <summary>Copies a container's log to <paramref name="sink"/> until the container ends.</summary>
-    public async Task FollowLogAsync(string pod, string container, Stream sink, CancellationToken ct)
-    {
-        using var log = await client.CoreV1.ReadNamespacedPodLogAsync(pod, Namespace, container: container, follow: true, cancellationToken: ct);
-        var buffer = new byte[16 * 1024];
-        int n;
-        while ((n = await log.ReadAsync(buffer, ct)) > 0)
-        {
-            await sink.WriteAsync(buffer.AsMemory(0, n), ct);
-            await sink.FlushAsync(ct);
-        }
-    }
-
     /// <summary>The last lines a container wrote (empty when it wrote nothing or the log cannot be read).</summary>
     public async Task<IReadOnlyList<string>> ReadLogTailAsync(string pod, string container, int lines, CancellationToken ct)
     {

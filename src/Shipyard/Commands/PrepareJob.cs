@@ -94,13 +94,14 @@ public static class PrepareJob
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
         timeout.CancelAfter(ctx.Settings.PrepareJobTimeout);
         V1ContainerStatus? stopped = null;
+        var pulls = new PullFailureTracker();
         V1Pod? pod;
         try
         {
             pod = await ctx.Cluster.WaitForPodAsync(podName, p =>
             {
                 stopped = PodProgress.StoppedContainer(p);
-                return stopped is not null || PodProgress.AllRunning(p);
+                return stopped is not null || PodProgress.AllRunning(p, pulls);
             }, timeout.Token);
         }
         catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)

@@ -10,14 +10,15 @@ public static class PodProgress
 {
     static readonly HashSet<string> Fatal =
     [
-        "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable",
-        "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CrashLoopBackOff",
+        "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CrashLoopBackOff",
     ];
 
+    static readonly HashSet<string> PullFailures = ["ErrImagePull", "ImagePullBackOff", "RegistryUnavailable"];
+
     /// <summary>True when every container is running (the job pod is ready for exec).</summary>
-    public static bool AllRunning(V1Pod pod)
+    public static bool AllRunning(V1Pod pod, PullFailureTracker? pulls = null)
     {
-        ThrowIfCannotStart(pod);
+        ThrowIfCannotStart(pod, pulls);
         if (pod.Status?.Phase is "Succeeded" or "Failed")
             throw new HookException($"Pod {pod.Metadata.Name} stopped before the job started: {Describe(pod)}");
         var statuses = pod.Status?.ContainerStatuses ?? [];
@@ -25,9 +26,9 @@ public static class PodProgress
     }
 
     /// <summary>True once the container runs or has run (its log can be followed).</summary>
-    public static bool Started(V1Pod pod, string container)
+    public static bool Started(V1Pod pod, string container, PullFailureTracker? pulls = null)
     {
-        ThrowIfCannotStart(pod);
+        ThrowIfCannotStart(pod, pulls);
         var s = pod.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == container);
         return s?.State?.Running is not null || s?.State?.Terminated is not null || pod.Status?.Phase is "Succeeded" or "Failed";
     }
@@ -39,13 +40,14 @@ public static class PodProgress
     public static V1ContainerStateTerminated? Terminated(V1Pod pod, string container) =>
         pod.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == container)?.State?.Terminated;
 
-    public static void ThrowIfCannotStart(V1Pod pod)
+    public static void ThrowIfCannotStart(V1Pod pod, PullFailureTracker? pulls = null)
     {
         var name = pod.Metadata.Name;
         foreach (var s in (pod.Status?.InitContainerStatuses ?? []).Concat(pod.Status?.ContainerStatuses ?? []))
         {
             var waiting = s.State?.Waiting;
-            if (waiting?.Reason is { } reason && Fatal.Contains(reason))
+            if (waiting?.Reason is not { } reason) continue;
+            if (Fatal.Contains(reason) || PullFailures.Contains(reason) && (pulls is null || pulls.GivesUp(s.Name, reason, waiting.Message)))
                 throw new HookException($"Pod {name} cannot start container '{s.Name}' ({s.Image}): {reason}: {Clean(waiting.Message)}");
         }
         var scheduled = pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled");
@@ -69,4 +71,27 @@ public static class PodProgress
     }
 
     static string Clean(string? s) => (s ?? "").Replace('\n', ' ').Trim();
+}
+
+/// <summary>
+/// When an image pull failure is final. A missing image or tag is final at once; anything else (a 401 while
+/// the kubelet's Secret cache is still syncing, a registry blip) gets the kubelet's next attempt: final when
+/// a pull fails a second time or the back-off lasts 30 s.
+/// </summary>
+public sealed class PullFailureTracker(Func<DateTime>? clock = null)
+{
+    readonly Func<DateTime> now = clock ?? (() => DateTime.UtcNow);
+    readonly Dictionary<string, (string Reason, int Failures, DateTime Since)> seen = [];
+
+    public bool GivesUp(string container, string reason, string? message)
+    {
+        var m = message ?? "";
+        if (m.Contains("not found", StringComparison.OrdinalIgnoreCase) || m.Contains("manifest unknown", StringComparison.OrdinalIgnoreCase) ||
+            m.Contains("does not exist", StringComparison.OrdinalIgnoreCase) || m.Contains("no such host", StringComparison.OrdinalIgnoreCase))
+            return true;
+        var (last, failures, since) = seen.TryGetValue(container, out var v) ? v : ("", 0, now());
+        if (reason == "ErrImagePull" && last != "ErrImagePull") failures++;
+        seen[container] = (reason, failures, since);
+        return failures >= 2 || now() - since >= TimeSpan.FromSeconds(30);
+    }
 }
