@@ -5,8 +5,24 @@ using Shipyard.Output;
 
 // stdin → HookInput → command → response file → exit code; nothing else.
 using var cancel = new CancellationTokenSource();
-using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cancel.Cancel(); });
-using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cancel.Cancel(); });
+var signalled = 0;
+void OnSignal(PosixSignalContext c)
+{
+    c.Cancel = true;
+    if (Interlocked.Exchange(ref signalled, 1) == 1) return;
+    // The hook stops the step's processes and pods and exits at once. Should anything still hold it, it must
+    // not outlive the runner's cancel: the watchdog ends it just under 2 s after the signal.
+    _ = Task.Delay(TimeSpan.FromMilliseconds(1900)).ContinueWith(_ =>
+    {
+        Console.Out.WriteLine("::error::The step was cancelled; it did not finish.");
+        Console.Out.Flush();
+        Environment.Exit(130);
+    }, TaskScheduler.Default);
+    // Not on the signal thread: cancellation callbacks and the continuations they run inline belong elsewhere.
+    _ = Task.Run(cancel.Cancel);
+}
+using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
 using var stdout = Console.OpenStandardOutput();
 using var stderr = Console.OpenStandardError();
 if (args is ["doctor", .. var options])

@@ -120,7 +120,7 @@ public sealed partial class ClusterGateway : IDisposable
             if (pod is null) return null;
             if (done(pod)) return pod;
             var path = $"api/v1/namespaces/{Namespace}/pods?watch=true&fieldSelector={Uri.EscapeDataString("metadata.name=" + name)}" +
-                       $"&resourceVersion={list.Metadata.ResourceVersion}&timeoutSeconds=300";
+                       $"&resourceVersion={list.Metadata.ResourceVersion}&timeoutSeconds={WatchSeconds}";
             HttpResponseMessage response;
             try { response = await client.GetStreamAsync(path, ct); }
             catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Forbidden)
@@ -153,9 +153,15 @@ public sealed partial class ClusterGateway : IDisposable
     }
 
     /// <summary>A watch line, or null when the stream ended or broke: either way the caller relists and watches again.</summary>
+    /// <summary>The server ends each watch after this long; a watch silent for longer than that plus 5 s is half-open and is replaced.</summary>
+    const int WatchSeconds = 25;
+
     static async Task<string?> ReadWatchLineAsync(StreamReader reader, CancellationToken ct)
     {
-        try { return await reader.ReadLineAsync(ct); }
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(WatchSeconds + 5));
+        try { return await reader.ReadLineAsync(deadline.Token); }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested) { return null; }
         catch (Exception e) when (e is IOException or HttpRequestException) { return null; }
     }
 

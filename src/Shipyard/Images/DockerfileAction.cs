@@ -73,6 +73,7 @@ public static class DockerfileAction
     static async Task<string> BuildAsync(HookContext ctx, IImageBuilder builder, BuildSpec spec, BuilderPodOptions options, HookTemplate? template, string title)
     {
         var pod = BuilderPod.Build(builder, spec, options);
+        using var onCancel = ctx.Cancel.Register(() => _ = ctx.Cluster.DeletePodAsync(options.Name, 0, CancellationToken.None));
         if (template is not null) pod = template.ApplyToBuilderPod(pod);
         var tail = new TailLines(ctx.Stdout, 40);
         ctx.Log.Group($"Building {title}");
