@@ -5,6 +5,9 @@ using Shipyard.Output;
 
 // stdin → HookInput → command → response file → exit code; nothing else.
 using var cancel = new CancellationTokenSource();
+// A hook started with SIGINT ignored (a background job of a non-interactive shell passes that on, and bash
+// cannot undo it before `exec`) would never see the runner's cancel: take the default back first.
+InheritedSignals.Restore();
 var signalled = 0;
 void OnSignal(PosixSignalContext c)
 {
@@ -31,3 +34,16 @@ var log = new Workflow(Console.Out, Console.Error);
 // Strict UTF-8: input that is not UTF-8 is refused, never silently altered.
 using var stdin = new StreamReader(Console.OpenStandardInput(), new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true));
 return await Hook.RunAsync(stdin, Environment.GetEnvironmentVariable, log, stdout, stderr, cancel.Token);
+
+static class InheritedSignals
+{
+    [DllImport("libc.so.6", EntryPoint = "signal")]
+    static extern nint Signal(int signal, nint handler);
+
+    public static void Restore()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try { Signal(2, 0); Signal(15, 0); } // SIGINT, SIGTERM -> SIG_DFL, before .NET installs its handlers
+        catch (DllNotFoundException) { } catch (EntryPointNotFoundException) { }
+    }
+}
