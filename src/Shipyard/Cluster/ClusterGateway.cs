@@ -53,19 +53,20 @@ public sealed partial class ClusterGateway : IDisposable
     // ---- pods -------------------------------------------------------------------------------
 
     public Task<V1Pod?> ReadPodAsync(string name, CancellationToken ct = default) =>
-        Call($"read pod {name}", async token =>
-        {
-            try { return await client.CoreV1.ReadNamespacedPodAsync(name, Namespace, cancellationToken: token); }
-            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return null; }
-        }, ct);
+        Call($"read pod {name}", token => ReadPodOnceAsync(name, token), ct);
+
+    // One attempt, no retry: also the read-back inside a retried create.
+    Task<V1Pod?> ReadPodOnceAsync(string name, CancellationToken ct) =>
+        NullIfMissing(client.CoreV1.ReadNamespacedPodAsync(name, Namespace, cancellationToken: ct));
 
     public Task<V1Pod> CreatePodAsync(V1Pod pod, CancellationToken ct = default) =>
         Create($"create pod {pod.Metadata.Name}", token => client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, cancellationToken: token),
-            token => ReadOwnAsync(pod.Metadata.Name, token), ct);
+            token => ReadPodOnceAsync(pod.Metadata.Name, token), ct);
 
-    async Task<V1Pod?> ReadOwnAsync(string name, CancellationToken ct)
+    /// <summary>A 404 means the object is not there: null, not an error.</summary>
+    static async Task<T?> NullIfMissing<T>(Task<T> call) where T : class
     {
-        try { return await client.CoreV1.ReadNamespacedPodAsync(name, Namespace, cancellationToken: ct); }
+        try { return await call; }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return null; }
     }
 
@@ -152,10 +153,10 @@ public sealed partial class ClusterGateway : IDisposable
         }
     }
 
-    /// <summary>A watch line, or null when the stream ended or broke: either way the caller relists and watches again.</summary>
     /// <summary>The server ends each watch after this long; a watch silent for longer than that plus 5 s is half-open and is replaced.</summary>
     const int WatchSeconds = 25;
 
+    /// <summary>A watch line, or null when the stream ended, broke or went silent: either way the caller relists and watches again.</summary>
     static async Task<string?> ReadWatchLineAsync(StreamReader reader, CancellationToken ct)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -244,7 +245,7 @@ public sealed partial class ClusterGateway : IDisposable
 
     public Task<V1Secret> CreateSecretAsync(V1Secret secret, CancellationToken ct = default) =>
         Create($"create secret {secret.Metadata.Name}", token => client.CoreV1.CreateNamespacedSecretAsync(secret, Namespace, cancellationToken: token),
-            token => ReadSecretAsync(secret.Metadata.Name, token), ct);
+            token => ReadSecretOnceAsync(secret.Metadata.Name, token), ct);
 
     /// <summary>Creates the Secret, replacing one of the same name left by an earlier attempt.</summary>
     public async Task<V1Secret> CreateOrReplaceSecretAsync(V1Secret secret, CancellationToken ct = default)
@@ -257,11 +258,10 @@ public sealed partial class ClusterGateway : IDisposable
     }
 
     public Task<V1Secret?> ReadSecretAsync(string name, CancellationToken ct = default) =>
-        Call($"read secret {name}", async token =>
-        {
-            try { return await client.CoreV1.ReadNamespacedSecretAsync(name, Namespace, cancellationToken: token); }
-            catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound) { return null; }
-        }, ct);
+        Call($"read secret {name}", token => ReadSecretOnceAsync(name, token), ct);
+
+    Task<V1Secret?> ReadSecretOnceAsync(string name, CancellationToken ct) =>
+        NullIfMissing(client.CoreV1.ReadNamespacedSecretAsync(name, Namespace, cancellationToken: ct));
 
     public Task DeleteSecretAsync(string name, CancellationToken ct = default) =>
         Call($"delete secret {name}", async token =>
