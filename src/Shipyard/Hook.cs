@@ -16,18 +16,23 @@ public static class Hook
         {
             var input = ReadInput(stdin);
             var settings = HookSettings.FromEnvironment(env);
-            using var cluster = ClusterGateway.Connect(settings.KubeConfigPath, settings.Namespace);
+            // Parsed before connecting: whether this call talks to a registry decides how TLS trust is set up.
+            var prepareArgs = input.Command == "prepare_job" ? Args(input, ProtocolJson.Default.PrepareJobArgs) : null;
+            var scriptArgs = input.Command == "run_script_step" ? Args(input, ProtocolJson.Default.ScriptStepArgs) : null;
+            var containerArgs = input.Command == "run_container_step" ? Args(input, ProtocolJson.Default.ContainerDefinition) : null;
+            var usesRegistry = containerArgs?.Dockerfile is { Length: > 0 };
+            using var cluster = ClusterGateway.Connect(settings.KubeConfigPath, settings.Namespace, apiServerOnly: !usesRegistry, log.Debug);
             var ctx = new HookContext(settings, cluster, log, stdout, stderr, cancel);
             switch (input.Command)
             {
                 case "prepare_job":
-                    var prepared = await PrepareJob.RunAsync(ctx, Args(input, ProtocolJson.Default.PrepareJobArgs));
+                    var prepared = await PrepareJob.RunAsync(ctx, prepareArgs!);
                     WriteResponse(input.ResponseFile!, JsonSerializer.Serialize(prepared, ProtocolJson.Default.PrepareJobResponse));
                     return 0;
                 case "run_script_step":
-                    return await RunScriptStep.RunAsync(ctx, Args(input, ProtocolJson.Default.ScriptStepArgs), input.State);
+                    return await RunScriptStep.RunAsync(ctx, scriptArgs!, input.State);
                 case "run_container_step":
-                    return await RunContainerStep.RunAsync(ctx, Args(input, ProtocolJson.Default.ContainerDefinition));
+                    return await RunContainerStep.RunAsync(ctx, containerArgs!);
                 default: // cleanup_job; ReadInput refused anything else
                     await CleanupJob.RunAsync(ctx);
                     return 0;

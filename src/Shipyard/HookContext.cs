@@ -1,6 +1,7 @@
 using Shipyard.Cluster;
 using Shipyard.Output;
 using Shipyard.Pods;
+using Shipyard.Runner;
 using Shipyard.Settings;
 
 namespace Shipyard;
@@ -9,6 +10,9 @@ namespace Shipyard;
 public sealed record HookContext(HookSettings Settings, ClusterGateway Cluster, Workflow Log, Stream Stdout, Stream Stderr, CancellationToken Cancel)
 {
     public WorkVolume Work => new(Settings.WorkDirectory, Settings.ClaimName);
+
+    /// <summary>The runner's externals and their copy on the work volume, which the job container mounts at `/__e`.</summary>
+    public Externals Externals => new(Settings.ExternalsDirectory, Work.HostPath("externals"));
 
     public async Task<PodPlacement> PlacementAsync()
     {

@@ -25,32 +25,49 @@ public static class Bench
     /// </summary>
     static Task Jitter() => Task.Delay(Random.Shared.Next(0, 1000));
 
-    sealed record Sample(string Measure, double Seconds, double CpuMs = double.NaN, double RssMb = double.NaN);
+    sealed record Sample(string Measure, double Seconds, double CpuMs = double.NaN, double RssMb = double.NaN, string Hook = ThisBuild);
 
-    public static async Task<int> RunAsync(int iterations, int concurrency, string outDir)
+    const string ThisBuild = "this build";
+
+    /// <param name="smallExternals">The old case: a 20-byte stand-in node instead of a runner-sized externals tree.</param>
+    /// <param name="baselines">Other hook builds measured in the same run against the same floor (name, binary).</param>
+    public static async Task<int> RunAsync(int iterations, int concurrency, string outDir, bool smallExternals, IReadOnlyList<(string Name, string Binary)> baselines)
     {
         var cluster = new LocalCluster("shipyard-bench");
         await cluster.CreateNamespaceAsync();
         var samples = new List<Sample>();
         var started = DateTime.UtcNow;
+        var loadBefore = LoadAverage();
+        var externals = smallExternals ? null : RunnerExternals.Ensure();
+        var hooks = new List<(string Name, string Binary)> { (ThisBuild, cluster.HookBinary) };
+        hooks.AddRange(baselines);
         try
         {
             var secret = await cluster.CreateRegistrySecretAsync("bench-registry");
+            // The hook authenticates as an ARC runner pod does: a ServiceAccount token bound to the documented Role.
+            var kubeconfig = await RoleKubeconfig.CreateAsync(cluster, "role.yaml", "bench-runner");
             for (var i = 1; i <= iterations; i++)
             {
                 Console.Error.WriteLine($"[bench] iteration {i}/{iterations}");
-                await using var job = await NewJobAsync(cluster, secret, $"bench-{i}");
-                samples.AddRange(await FloorAsync(cluster, job, secret, i));
-                samples.AddRange(await ShipyardAsync(job, cluster));
+                samples.AddRange(await FloorAsync(cluster, secret, externals, i));
+                // Rotate which build goes first, so none always runs right after the floor.
+                foreach (var (name, binary) in hooks.Skip((i - 1) % hooks.Count).Concat(hooks.Take((i - 1) % hooks.Count)))
+                {
+                    await using var job = await NewJobAsync(cluster, secret, kubeconfig, $"bench-{i}-{hooks.FindIndex(h => h.Name == name)}", externals);
+                    job.HookBinary = binary;
+                    samples.AddRange((await ShipyardAsync(job, cluster)).Select(s => s with { Hook = name }));
+                }
             }
-            Console.Error.WriteLine($"[bench] {concurrency} jobs at once");
-            var concurrent = await ConcurrentAsync(cluster, secret, concurrency);
-            var report = Report(samples, concurrent, iterations, concurrency, started);
+            Console.Error.WriteLine($"[bench] {concurrency} bare pods, then {concurrency} jobs at once");
+            var concurrentFloor = await ConcurrentFloorAsync(cluster, concurrency);
+            var concurrent = await ConcurrentAsync(cluster, secret, kubeconfig, concurrency, externals);
+            var loadAfter = LoadAverage();
+            var report = Report(samples, concurrentFloor, concurrent, iterations, concurrency, started, externals, loadBefore, loadAfter, hooks);
             Directory.CreateDirectory(outDir);
             await File.WriteAllTextAsync(Path.Combine(outDir, "latest.md"), report);
             await File.WriteAllLinesAsync(Path.Combine(outDir, "latest.tsv"),
-                samples.Select(s => string.Join('\t', s.Measure, s.Seconds.ToString("0.000", Inv), s.CpuMs.ToString("0", Inv), s.RssMb.ToString("0.0", Inv))));
-            Chart(samples, outDir);
+                samples.Select(s => string.Join('\t', s.Hook, s.Measure, s.Seconds.ToString("0.000", Inv), s.CpuMs.ToString("0", Inv), s.RssMb.ToString("0.0", Inv))));
+            Chart(samples.Where(s => s.Hook == ThisBuild).ToList(), outDir);
             Console.WriteLine(report);
             return concurrent.Errors == 0 ? 0 : 1;
         }
@@ -60,10 +77,13 @@ public static class Bench
         }
     }
 
-    static async Task<RunnerJob> NewJobAsync(LocalCluster cluster, string secret, string name)
+    static string LoadAverage() => string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+
+    static async Task<RunnerJob> NewJobAsync(LocalCluster cluster, string secret, string kubeconfig, string name, string? externals)
     {
-        var job = await RunnerJob.StartAsync(cluster, name);
+        var job = await RunnerJob.StartAsync(cluster, name, externals: externals); // a fresh work volume, as ARC's ephemeral runners have
         job.MeasureResources = true;
+        job.Env["KUBECONFIG"] = kubeconfig;
         job.Env[Prefix + "REGISTRY_HOST_PUSH"] = cluster.PushHost + "/bench";
         job.Env[Prefix + "REGISTRY_HOST_PULL"] = cluster.PullHost + "/bench";
         job.Env[Prefix + "REGISTRY_SECRET_NAME"] = secret;
@@ -81,10 +101,20 @@ public static class Bench
         return Path.Combine(dir, "Dockerfile");
     }
 
+    /// <summary>A JavaScript action in the workspace, run by the runner's node as `/__e/node20/bin/node`.</summary>
+    static JsonObject JavaScriptAction(RunnerJob job)
+    {
+        var dir = Path.Combine(job.Workspace, "bench-js");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "index.js"), "console.log('js ok');\n");
+        return JavaScriptStep(job, "bench-js", "index.js");
+    }
+
     // ---- the floor ------------------------------------------------------------------------------
 
-    static async Task<List<Sample>> FloorAsync(LocalCluster cluster, RunnerJob job, string secret, int i)
+    static async Task<List<Sample>> FloorAsync(LocalCluster cluster, string secret, string? externals, int i)
     {
+        await using var job = await RunnerJob.StartAsync(cluster, $"floor-{i}", externals: externals);
         var c = cluster.Client;
         var ns = cluster.Namespace;
         var node = cluster.Env["SHIPYARD_TEST_NODE"];
@@ -96,7 +126,7 @@ public static class Bench
         {
             Metadata = new V1ObjectMeta { Name = $"floor-pod-{i}" },
             Spec = new V1PodSpec { NodeName = node, TerminationGracePeriodSeconds = 0, AutomountServiceAccountToken = false,
-                Containers = [new V1Container { Name = "job", Image = cluster.Busybox, Command = ["tail", "-f", "/dev/null"] }] },
+                Containers = [new V1Container { Name = "job", Image = cluster.Debian, Command = ["tail", "-f", "/dev/null"] }] },
         }, ns);
         await WatchUntilAsync(cluster, $"floor-pod-{i}", p => p.Status?.Phase == "Running");
         result.Add(new("floor: bare pod start", sw.Elapsed.TotalSeconds));
@@ -107,6 +137,33 @@ public static class Bench
         if (exit != 0) throw new InvalidOperationException("floor exec failed");
         result.Add(new("floor: bare exec", sw.Elapsed.TotalSeconds));
         await c.DeleteNamespacedPodAsync($"floor-pod-{i}", ns, gracePeriodSeconds: 0);
+
+        // The pod a job needs, created directly: the work PVC at the job container's four mounts, env from a Secret.
+        await c.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = $"floor-jobenv-{i}" }, StringData = new Dictionary<string, string> { ["job.X"] = "1" } }, ns);
+        await Jitter();
+        sw.Restart();
+        await c.CreateNamespacedPodAsync(new V1Pod
+        {
+            Metadata = new V1ObjectMeta { Name = $"floor-job-{i}" },
+            Spec = new V1PodSpec
+            {
+                NodeName = node, TerminationGracePeriodSeconds = 0, AutomountServiceAccountToken = false,
+                Volumes = [new V1Volume { Name = "work", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = $"{job.RunnerPod}-work" } }],
+                Containers =
+                [
+                    new V1Container
+                    {
+                        Name = "job", Image = cluster.Debian, Command = ["tail", "-f", "/dev/null"],
+                        Env = [new V1EnvVar { Name = "X", ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = $"floor-jobenv-{i}", Key = "job.X" } } }],
+                        VolumeMounts = new[] { ("/__w", ""), ("/__e", "externals"), ("/github/home", "_temp/_github_home"), ("/github/workflow", "_temp/_github_workflow") }
+                            .Select(m => new V1VolumeMount { Name = "work", MountPath = m.Item1, SubPath = m.Item2 == "" ? null : m.Item2 }).ToList(),
+                    },
+                ],
+            },
+        }, ns);
+        await WatchUntilAsync(cluster, $"floor-job-{i}", p => p.Status?.Phase == "Running");
+        result.Add(new("floor: job-shaped pod (work PVC mounts + env Secret)", sw.Elapsed.TotalSeconds));
+        await c.DeleteNamespacedPodAsync($"floor-job-{i}", ns, gracePeriodSeconds: 0);
 
         await Jitter();
         sw.Restart();
@@ -216,8 +273,10 @@ public static class Bench
             if (run.ExitCode != 0) throw new InvalidOperationException($"{measure} failed:\n{run}");
             result.Add(new(measure, run.Elapsed.TotalSeconds, run.CpuSeconds * 1000, run.MaxRssKb / 1024.0));
         }
-        await Measure("prepare_job", "prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)));
+        await Measure("prepare_job", "prepare_job", PrepareJob(JobContainer(job, cluster.Debian)));
         await Measure("run_script_step", "run_script_step", ScriptStep(job, WriteScript(job, "true\n")));
+        await Measure("JavaScript step (first in job)", "run_script_step", JavaScriptAction(job));
+        await Measure("JavaScript step (second)", "run_script_step", JavaScriptAction(job));
         await Measure("run_container_step (image)", "run_container_step", ContainerStep(job, cluster.Busybox, null, [], ActionArgs("-c", "true"), "sh"));
         var dockerfile = WriteAction(job, "shipyard", Guid.NewGuid().ToString("N"));
         await Measure("run_container_step (Dockerfile, cold)", "run_container_step", ContainerStep(job, null, dockerfile, []));
@@ -228,26 +287,77 @@ public static class Bench
 
     sealed record ConcurrentResult(Dictionary<string, List<double>> Seconds, int Errors, List<string> ErrorText, double WallSeconds);
 
-    static async Task<ConcurrentResult> ConcurrentAsync(LocalCluster cluster, string secret, int k)
+    static void Add(Dictionary<string, List<double>> seconds, string measure, double value)
+    {
+        lock (seconds) (seconds.TryGetValue(measure, out var l) ? l : seconds[measure] = []).Add(value);
+    }
+
+    /// <summary>What the cluster does with K of everything at once: pod starts, execs, run-to-completion pods.</summary>
+    static async Task<ConcurrentResult> ConcurrentFloorAsync(LocalCluster cluster, int k)
+    {
+        var c = cluster.Client;
+        var ns = cluster.Namespace;
+        var node = cluster.Env["SHIPYARD_TEST_NODE"];
+        var seconds = new Dictionary<string, List<double>>();
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
+        {
+            var t = Stopwatch.StartNew();
+            await c.CreateNamespacedPodAsync(new V1Pod
+            {
+                Metadata = new V1ObjectMeta { Name = $"floor-k-pod-{n}" },
+                Spec = new V1PodSpec { NodeName = node, TerminationGracePeriodSeconds = 0, AutomountServiceAccountToken = false,
+                    Containers = [new V1Container { Name = "job", Image = cluster.Debian, Command = ["tail", "-f", "/dev/null"] }] },
+            }, ns);
+            await WatchUntilAsync(cluster, $"floor-k-pod-{n}", p => p.Status?.Phase == "Running");
+            Add(seconds, "floor: bare pod start", t.Elapsed.TotalSeconds);
+        }));
+        await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
+        {
+            var t = Stopwatch.StartNew();
+            var exit = await c.NamespacedPodExecAsync($"floor-k-pod-{n}", ns, "job", ["true"], false, (_, _, _) => Task.CompletedTask, CancellationToken.None);
+            if (exit != 0) throw new InvalidOperationException("floor exec failed");
+            Add(seconds, "floor: bare exec", t.Elapsed.TotalSeconds);
+        }));
+        await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.DeleteNamespacedPodAsync($"floor-k-pod-{n}", ns, gracePeriodSeconds: 0)));
+        await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
+        {
+            var t = Stopwatch.StartNew();
+            await c.CreateNamespacedPodAsync(new V1Pod
+            {
+                Metadata = new V1ObjectMeta { Name = $"floor-k-run-{n}" },
+                Spec = new V1PodSpec { NodeName = node, RestartPolicy = "Never", AutomountServiceAccountToken = false,
+                    Containers = [new V1Container { Name = "step", Image = cluster.Busybox, Command = ["sh", "-c", "true"] }] },
+            }, ns);
+            await WatchUntilAsync(cluster, $"floor-k-run-{n}", p => p.Status?.Phase is "Succeeded" or "Failed");
+            using (var log = await c.ReadNamespacedPodLogAsync($"floor-k-run-{n}", ns)) await log.CopyToAsync(Stream.Null);
+            Add(seconds, "floor: run-to-completion pod", t.Elapsed.TotalSeconds);
+        }));
+        await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.DeleteNamespacedPodAsync($"floor-k-run-{n}", ns, gracePeriodSeconds: 0)));
+        return new ConcurrentResult(seconds, 0, [], sw.Elapsed.TotalSeconds);
+    }
+
+    static async Task<ConcurrentResult> ConcurrentAsync(LocalCluster cluster, string secret, string kubeconfig, int k, string? externals)
     {
         var seconds = new Dictionary<string, List<double>>();
         var errors = new List<string>();
         // One action built beforehand, so every job's Dockerfile step is the warm path.
         var nonce = Guid.NewGuid().ToString("N");
+        var jobs = await Task.WhenAll(Enumerable.Range(1, k).Select(n => NewJobAsync(cluster, secret, kubeconfig, $"bench-k{n}", externals)));
         var sw = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
+        await Task.WhenAll(jobs.Select(async job =>
         {
             try
             {
-                await using var job = await NewJobAsync(cluster, secret, $"bench-k{n}");
                 async Task Measure(string measure, string command, JsonNode args)
                 {
                     var run = await job.RunAsync(command, args);
                     if (run.ExitCode != 0) throw new InvalidOperationException($"{job.RunnerPod} {measure} exit {run.ExitCode}: {run.ErrorLines.FirstOrDefault()}");
-                    lock (seconds) (seconds.TryGetValue(measure, out var l) ? l : seconds[measure] = []).Add(run.Elapsed.TotalSeconds);
+                    Add(seconds, measure, run.Elapsed.TotalSeconds);
                 }
-                await Measure("prepare_job", "prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)));
+                await Measure("prepare_job", "prepare_job", PrepareJob(JobContainer(job, cluster.Debian)));
                 await Measure("run_script_step", "run_script_step", ScriptStep(job, WriteScript(job, "true\n")));
+                await Measure("JavaScript step (first in job)", "run_script_step", JavaScriptAction(job));
                 await Measure("run_container_step (image)", "run_container_step", ContainerStep(job, cluster.Busybox, null, [], ActionArgs("-c", "true"), "sh"));
                 await Measure("run_container_step (Dockerfile)", "run_container_step", ContainerStep(job, null, WriteAction(job, "concurrent", nonce), []));
                 await Measure("cleanup_job", "cleanup_job", new JsonObject());
@@ -257,7 +367,9 @@ public static class Bench
                 lock (errors) errors.Add(e.Message.Split('\n')[0]);
             }
         }));
-        return new ConcurrentResult(seconds, errors.Count, errors, sw.Elapsed.TotalSeconds);
+        var wall = sw.Elapsed.TotalSeconds;
+        foreach (var job in jobs) await job.DisposeAsync();
+        return new ConcurrentResult(seconds, errors.Count, errors, wall);
     }
 
     // ---- report -----------------------------------------------------------------------------------
@@ -274,10 +386,11 @@ public static class Bench
         return s.Length == 0 ? double.NaN : s[Math.Min(s.Length - 1, (int)Math.Ceiling(p * s.Length) - 1)];
     }
 
-    /// <summary>Each Shipyard measure, its floor and the target ratio from the benchmark issue.</summary>
+    /// <summary>Each Shipyard measure, its floor and the target ratio from the benchmark issues.</summary>
     static readonly (string Measure, string Floor, double Target, string Label)[] Ratios =
     [
-        ("prepare_job", "floor: bare pod start", 1.10, "prepare_job"),
+        ("prepare_job", "floor: bare pod start", 1.20, "prepare_job"),
+        ("prepare_job", "floor: job-shaped pod (work PVC mounts + env Secret)", 1.10, "prepare_job vs job-shaped pod"),
         ("run_script_step", "floor: bare exec", 1.10, "script step"),
         ("run_container_step (image)", "floor: run-to-completion pod", 1.10, "container (image)"),
         ("run_container_step (image)", "floor: step-shaped pod (PVC mounts + env Secret)", 1.10, "container (image) vs step-shaped pod"),
@@ -285,33 +398,102 @@ public static class Bench
         ("run_container_step (Dockerfile, warm)", "run_container_step (image)", 1.30, "container (warm)"),
     ];
 
-    static string Report(List<Sample> samples, ConcurrentResult concurrent, int iterations, int k, DateTime started)
+    /// <summary>Hook CPU targets per call (ms), from the job-start issue.</summary>
+    static readonly Dictionary<string, double> CpuTargets = new() { ["prepare_job"] = 150, ["run_script_step"] = 50 };
+
+    /// <summary>Each concurrent command and the concurrent floor it is read against.</summary>
+    static readonly Dictionary<string, string> ConcurrentFloors = new()
+    {
+        ["prepare_job"] = "floor: bare pod start",
+        ["run_script_step"] = "floor: bare exec",
+        ["JavaScript step (first in job)"] = "floor: bare exec",
+        ["run_container_step (image)"] = "floor: run-to-completion pod",
+        ["run_container_step (Dockerfile)"] = "floor: run-to-completion pod",
+    };
+
+    static string Report(List<Sample> samples, ConcurrentResult floorK, ConcurrentResult concurrent, int iterations, int k, DateTime started,
+        string? externals, string loadBefore, string loadAfter, List<(string Name, string Binary)> hooks)
     {
         var sb = new StringBuilder();
         sb.AppendLine($"# Shipyard benchmark ({started:yyyy-MM-dd HH:mm} UTC, {iterations} iterations, {Environment.ProcessorCount} cores)");
         sb.AppendLine();
+        sb.AppendLine(externals is null
+            ? "Externals: the small stand-in (`--small-externals`). "
+            : $"Externals: runner-sized ({ExternalsShape(externals)}). ");
+        sb.AppendLine("The hook authenticates with a ServiceAccount token bound to `deploy/role.yaml`, as in an ARC runner pod. ");
+        sb.AppendLine($"Every job has a fresh work volume. Load average (1/5/15 min) before: {loadBefore}; after: {loadAfter}.");
+        sb.AppendLine();
         sb.AppendLine("Wall time in seconds; hook CPU (user+sys) and max RSS from /usr/bin/time around the hook process.");
         sb.AppendLine();
-        sb.AppendLine("| measure | median s | min s | max s | ratio to floor (target) | hook CPU ms (median) | max RSS MB |");
+        sb.AppendLine("| measure | median s | min s | max s | ratio to floor (target) | hook CPU ms, median (target) | max RSS MB |");
         sb.AppendLine("|---|---:|---:|---:|---|---:|---:|");
-        var medians = samples.GroupBy(s => s.Measure).ToDictionary(g => g.Key, g => Median(g.Select(s => s.Seconds)));
-        foreach (var g in samples.GroupBy(s => s.Measure))
+        var mine = samples.Where(s => s.Hook == ThisBuild).ToList();
+        var medians = mine.GroupBy(s => s.Measure).ToDictionary(g => g.Key, g => Median(g.Select(s => s.Seconds)));
+        foreach (var g in mine.GroupBy(s => s.Measure))
         {
             var secs = g.Select(s => s.Seconds).ToList();
             var ratioText = string.Join("<br>", Ratios.Where(r => r.Measure == g.Key).Select(ratio =>
                 $"{medians[g.Key] / medians[ratio.Floor]:0.00} × {ratio.Floor.Replace("floor: ", "")} ({(medians[g.Key] / medians[ratio.Floor] <= ratio.Target ? "≤" : "**>**")} {ratio.Target:0.00})"));
             var cpu = g.Select(s => s.CpuMs).Where(double.IsFinite).ToList();
             var rss = g.Select(s => s.RssMb).Where(double.IsFinite).ToList();
-            sb.AppendLine($"| {g.Key} | {Median(secs):0.00} | {secs.Min():0.00} | {secs.Max():0.00} | {ratioText} | {(cpu.Count > 0 ? Median(cpu).ToString("0", Inv) : "")} | {(rss.Count > 0 ? rss.Max().ToString("0.0", Inv) : "")} |");
+            var cpuText = cpu.Count == 0 ? "" : Median(cpu).ToString("0", Inv);
+            if (cpu.Count > 0 && CpuTargets.TryGetValue(g.Key, out var cpuTarget)) cpuText += $" ({(Median(cpu) <= cpuTarget ? "≤" : "**>**")} {cpuTarget:0})";
+            sb.AppendLine($"| {g.Key} | {Median(secs):0.00} | {secs.Min():0.00} | {secs.Max():0.00} | {ratioText} | {cpuText} | {(rss.Count > 0 ? rss.Max().ToString("0.0", Inv) : "")} |");
         }
+        if (medians.TryGetValue("JavaScript step (first in job)", out var first) && medians.TryGetValue("JavaScript step (second)", out var second))
+        {
+            var oneOff = first - second;
+            sb.AppendLine();
+            sb.AppendLine($"First JavaScript step of a job: {first:0.00} s = plain script step {medians["run_script_step"]:0.00} s + node start " +
+                          $"{second - medians["run_script_step"]:0.00} s + one-off cost of its node build {oneOff:0.00} s " +
+                          $"(first − second JavaScript step; target ≤ 1.00 s: {(oneOff <= 1.0 ? "met" : "**not met**")}).");
+        }
+
+        foreach (var (name, _) in hooks.Skip(1))
+        {
+            var theirs = samples.Where(s => s.Hook == name).GroupBy(s => s.Measure).ToDictionary(g => g.Key, g => g.ToList());
+            sb.AppendLine();
+            sb.AppendLine($"## This build against {name}, same floor, same run");
+            sb.AppendLine();
+            sb.AppendLine($"| measure | this build median s | {name} median s | change | this build CPU ms | {name} CPU ms |");
+            sb.AppendLine("|---|---:|---:|---:|---:|---:|");
+            foreach (var g in mine.GroupBy(s => s.Measure))
+            {
+                if (!theirs.TryGetValue(g.Key, out var other)) continue;
+                var a = Median(g.Select(s => s.Seconds));
+                var b = Median(other.Select(s => s.Seconds));
+                var cpuA = g.Select(s => s.CpuMs).Where(double.IsFinite).ToList();
+                var cpuB = other.Select(s => s.CpuMs).Where(double.IsFinite).ToList();
+                sb.AppendLine($"| {g.Key} | {a:0.00} | {b:0.00} | {(a / b - 1) * 100:+0;-0}% | {(cpuA.Count > 0 ? Median(cpuA).ToString("0", Inv) : "")} | {(cpuB.Count > 0 ? Median(cpuB).ToString("0", Inv) : "")} |");
+            }
+        }
+
         sb.AppendLine();
         sb.AppendLine($"## {k} jobs at once (full sequence each, Dockerfile step warm): {concurrent.WallSeconds:0.0} s wall, {concurrent.Errors} errors");
         sb.AppendLine();
-        sb.AppendLine("| command | p50 s | p95 s |");
-        sb.AppendLine("|---|---:|---:|");
-        foreach (var (m, xs) in concurrent.Seconds) sb.AppendLine($"| {m} | {Percentile(xs, 0.5):0.00} | {Percentile(xs, 0.95):0.00} |");
+        sb.AppendLine($"Read against the concurrent floor: {k} bare pods started at once, then {k} execs, then {k} run-to-completion pods ({floorK.WallSeconds:0.0} s).");
+        sb.AppendLine();
+        sb.AppendLine("| command | p50 s | p95 s | concurrent floor | floor p50 s | floor p95 s | p95 ratio (target) |");
+        sb.AppendLine("|---|---:|---:|---|---:|---:|---|");
+        foreach (var (m, xs) in concurrent.Seconds)
+        {
+            var line = $"| {m} | {Percentile(xs, 0.5):0.00} | {Percentile(xs, 0.95):0.00} |";
+            if (ConcurrentFloors.TryGetValue(m, out var f) && floorK.Seconds.TryGetValue(f, out var fs))
+            {
+                var ratio = Percentile(xs, 0.95) / Percentile(fs, 0.95);
+                line += $" {f.Replace("floor: ", "")} | {Percentile(fs, 0.5):0.00} | {Percentile(fs, 0.95):0.00} | {ratio:0.00} ({(ratio <= 1.2 ? "≤" : "**>**")} 1.20) |";
+            }
+            else line += " | | | |";
+            sb.AppendLine(line);
+        }
         foreach (var e in concurrent.ErrorText) sb.AppendLine($"\nerror: {e}");
         return sb.ToString();
+    }
+
+    static string ExternalsShape(string root)
+    {
+        var files = new DirectoryInfo(root).EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }).ToList();
+        return $"{string.Join(", ", RunnerExternals.Builds)}; {files.Sum(f => f.LinkTarget is null ? f.Length : 0) / 1e6:0} MB in {files.Count} files";
     }
 
     /// <summary>latest.png: each Shipyard measure's median as a ratio of its floor, against its target.</summary>

@@ -23,6 +23,7 @@ public class LocalCluster
     public string PushHost => Env["SHIPYARD_TEST_REGISTRY_PUSH"];
     public string PullHost => Env["SHIPYARD_TEST_REGISTRY_PULL"];
     public string Busybox => Env["SHIPYARD_TEST_IMAGE_BUSYBOX"];
+    public string Debian => Env["SHIPYARD_TEST_IMAGE_DEBIAN"];
     public string KanikoImage => Env["SHIPYARD_TEST_IMAGE_KANIKO"];
     public string BuildahImage => Env["SHIPYARD_TEST_IMAGE_BUILDAH"];
     public string KubeConfig => Env["KUBECONFIG"];

@@ -1,6 +1,6 @@
 using Shipyard.Driver;
 
-// shipyard-driver demo | bench [--iterations N] [--concurrency K] [--out DIR]
+// shipyard-driver demo | bench [--iterations N] [--concurrency K] [--out DIR] [--small-externals] [--baseline NAME=PATH]...
 var mode = args.FirstOrDefault();
 int Option(string name, int fallback)
 {
@@ -15,12 +15,18 @@ string StringOption(string name, string fallback)
 return mode switch
 {
     "demo" => await Demo.RunAsync(),
-    "bench" => await Bench.RunAsync(Option("--iterations", 5), Option("--concurrency", 8), StringOption("--out", "bench/results")),
+    "bench" => await Bench.RunAsync(Option("--iterations", 5), Option("--concurrency", 10), StringOption("--out", "bench/results"),
+        args.Contains("--small-externals"), Baselines()),
     _ => Usage(),
 };
 
+// --baseline NAME=PATH (repeatable): another hook build measured in the same run
+List<(string, string)> Baselines() =>
+    args.Select((a, i) => (a, i)).Where(x => x.a == "--baseline" && x.i + 1 < args.Length)
+        .Select(x => args[x.i + 1].Split('=', 2)).Select(p => p.Length == 2 ? (p[0], Path.GetFullPath(p[1])) : (Path.GetFileName(p[0]), Path.GetFullPath(p[0]))).ToList();
+
 static int Usage()
 {
-    Console.Error.WriteLine("usage: shipyard-driver demo | bench [--iterations N] [--concurrency K] [--out DIR]");
+    Console.Error.WriteLine("usage: shipyard-driver demo | bench [--iterations N] [--concurrency K] [--out DIR] [--small-externals] [--baseline NAME=PATH]...");
     return 2;
 }

@@ -36,38 +36,46 @@ public sealed class RunnerJob : IAsyncDisposable
     public bool MeasureResources { get; set; }
     /// <summary>Called with each stdout line as the hook prints it (the demo shows the job log live).</summary>
     public Action<string>? OnOutputLine { get; set; }
+    /// <summary>The hook binary this runner calls (the benchmark points some runners at an older build).</summary>
+    public string HookBinary { get; set; }
 
     RunnerJob(LocalCluster cluster, string runnerPod)
     {
         this.cluster = cluster;
         RunnerPod = runnerPod;
         Root = Path.Combine(cluster.Scratch, runnerPod);
+        HookBinary = cluster.HookBinary;
     }
 
     /// <param name="realNode">
     /// Put the host's real Node (the runner's own externals carry the same official build) at
     /// `externals/node20/bin/node`, for JavaScript actions; otherwise a tiny stand-in script.
     /// </param>
-    public static async Task<RunnerJob> StartAsync(LocalCluster cluster, string? name = null, bool withClaim = true, bool realNode = false)
+    /// <param name="externals">A runner-sized externals tree (<see cref="RunnerExternals"/>) this runner's `externals/` links to.</param>
+    public static async Task<RunnerJob> StartAsync(LocalCluster cluster, string? name = null, bool withClaim = true, bool realNode = false, string? externals = null)
     {
         var job = new RunnerJob(cluster, name ?? $"runner-{Guid.NewGuid().ToString("N")[..8]}");
-        await job.SetUpAsync(withClaim, realNode);
+        await job.SetUpAsync(withClaim, realNode, externals);
         return job;
     }
 
-    async Task SetUpAsync(bool withClaim, bool realNode)
+    async Task SetUpAsync(bool withClaim, bool realNode, string? externals)
     {
         foreach (var d in new[] { "_temp/_github_home", "_temp/_github_workflow", "_temp/_runner_file_commands", "_temp/_runner_hook_responses", "_actions", "_tool", $"{Repo}/{Repo}" })
             Directory.CreateDirectory(Path.Combine(Work, d));
-        var nodeDir = Path.Combine(Root, "externals", "node20", "bin");
-        Directory.CreateDirectory(nodeDir);
-        if (realNode)
+        if (externals is not null) Directory.CreateSymbolicLink(Path.Combine(Root, "externals"), externals);
+        else
         {
-            var host = HostNode() ?? throw new InvalidOperationException("No node on PATH: the real-node runner needs the machine's Node.js.");
-            File.Copy(host, Path.Combine(nodeDir, "node"));
+            var nodeDir = Path.Combine(Root, "externals", "node20", "bin");
+            Directory.CreateDirectory(nodeDir);
+            if (realNode)
+            {
+                var host = HostNode() ?? throw new InvalidOperationException("No node on PATH: the real-node runner needs the machine's Node.js.");
+                File.Copy(host, Path.Combine(nodeDir, "node"));
+            }
+            else await File.WriteAllTextAsync(Path.Combine(nodeDir, "node"), "#!/bin/sh\necho fake-node\n");
+            File.SetUnixFileMode(Path.Combine(nodeDir, "node"), (UnixFileMode)0b111_101_101);
         }
-        else await File.WriteAllTextAsync(Path.Combine(nodeDir, "node"), "#!/bin/sh\necho fake-node\n");
-        File.SetUnixFileMode(Path.Combine(nodeDir, "node"), (UnixFileMode)0b111_101_101);
 
         if (withClaim)
         {
@@ -115,7 +123,7 @@ public sealed class RunnerJob : IAsyncDisposable
         await cluster.WaitForPodAsync(RunnerPod, p => p.Status?.Phase == "Running", TimeSpan.FromSeconds(60));
     }
 
-    static string? HostNode()
+    public static string? HostNode()
     {
         foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
         {
@@ -163,7 +171,7 @@ public sealed class RunnerJob : IAsyncDisposable
         var artifacts = Path.GetDirectoryName(cluster.HookBinary)!;
         string[] launch = entry switch
         {
-            null => [cluster.HookBinary],
+            null => [HookBinary],
             "index.js" => [HostNode() ?? "node", Path.Combine(artifacts, "index.js")],
             "shipyard.sh" => ["/bin/bash", Path.Combine(artifacts, "shipyard.sh")],
             _ => throw new ArgumentException($"unknown hook entry {entry}"),
@@ -224,7 +232,7 @@ public sealed class RunnerJob : IAsyncDisposable
     /// <summary>Runs the hook binary with arguments (e.g. `doctor --json`) in the runner's environment, without hook input.</summary>
     public async Task<HookRun> RunToolAsync(string[] args, Action<Dictionary<string, string?>>? editEnv = null)
     {
-        var psi = new ProcessStartInfo(cluster.HookBinary, args)
+        var psi = new ProcessStartInfo(HookBinary, args)
         {
             RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Root,
         };

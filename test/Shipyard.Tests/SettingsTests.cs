@@ -25,6 +25,15 @@ public class SettingsTests
         Assert.False(s.UseKubeScheduler);
         Assert.Equal(BuilderKind.Kaniko, s.Builder);
         Assert.Equal(HookSettings.DefaultKanikoImage, s.BuilderImageOrDefault);
+        Assert.Equal(ExternalsCopy.FirstUse, s.ExternalsCopy);
+    }
+
+    [Fact]
+    public void Externals_can_be_copied_all_at_job_start()
+    {
+        var env = Base();
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_EXTERNALS_COPY"] = "all";
+        Assert.Equal(ExternalsCopy.All, From(env).ExternalsCopy);
     }
 
     [Fact]
@@ -39,6 +48,7 @@ public class SettingsTests
     [InlineData("ACTIONS_RUNNER_USE_KUBE_SCHEDULER", "maybe")]
     [InlineData("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "-5")]
     [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER", "docker")]
+    [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_EXTERNALS_COPY", "lazy")]
     public void Bad_values_name_the_variable(string name, string value)
     {
         var env = Base();

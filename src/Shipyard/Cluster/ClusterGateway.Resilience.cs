@@ -19,7 +19,8 @@ public sealed partial class ClusterGateway
     static ResiliencePipeline TransientPipeline() => new ResiliencePipelineBuilder()
         .AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TimeoutRejectedException>().Handle<IOException>()
+            // A certificate the pinned CA does not vouch for stays untrusted however often it is asked.
+            ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>(e => !IsTlsTrustFailure(e)).Handle<TimeoutRejectedException>().Handle<IOException>()
                 .Handle<HttpOperationException>(e => IsTransient(e.Response.StatusCode)),
             MaxRetryAttempts = 7,
             BackoffType = DelayBackoffType.Exponential,
@@ -30,6 +31,8 @@ public sealed partial class ClusterGateway
         })
         .AddTimeout(AttemptTimeout)
         .Build();
+
+    static bool IsTlsTrustFailure(HttpRequestException e) => e.InnerException is System.Security.Authentication.AuthenticationException;
 
     public static bool IsTransient(HttpStatusCode status) =>
         status is HttpStatusCode.TooManyRequests or HttpStatusCode.InternalServerError or HttpStatusCode.BadGateway
@@ -53,6 +56,11 @@ public sealed partial class ClusterGateway
         {
             var detail = e.Response.Content is { Length: > 0 } c ? TryStatusMessage(c) : e.Message;
             throw new HookException($"Kubernetes refused to {what}: {(int)e.Response.StatusCode} {e.Response.ReasonPhrase}: {detail}", details: e.ToString());
+        }
+        catch (HttpRequestException e) when (IsTlsTrustFailure(e))
+        {
+            throw new HookException($"TLS with the Kubernetes API failed, so Shipyard could not {what}: {e.InnerException!.Message} " +
+                "The API server's certificate must be issued by the CA the kubeconfig or service account names.", details: e.ToString());
         }
         catch (Exception e) when (e is HttpRequestException or TimeoutRejectedException or IOException)
         {

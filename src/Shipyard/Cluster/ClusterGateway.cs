@@ -30,7 +30,8 @@ public sealed partial class ClusterGateway : IDisposable
         Namespace = ns;
     }
 
-    public static ClusterGateway Connect(string? kubeConfigPath, string? namespaceOverride)
+    /// <param name="apiServerOnly">This process will open TLS to the API server and nothing else (see <see cref="TrustOnlyApiServerCa"/>).</param>
+    public static ClusterGateway Connect(string? kubeConfigPath, string? namespaceOverride, bool apiServerOnly = false, Action<string>? debug = null)
     {
         KubernetesClientConfiguration config;
         try
@@ -45,6 +46,7 @@ public sealed partial class ClusterGateway : IDisposable
         }
         // Log follows, watches and builds run for as long as the step does; callers bound them with tokens.
         config.HttpClientTimeout = Timeout.InfiniteTimeSpan;
+        if (apiServerOnly) TrustOnlyApiServerCa(config, debug ?? (_ => { }));
         return new ClusterGateway(new StreamingKubernetes(config), namespaceOverride ?? config.Namespace ?? "default");
     }
 

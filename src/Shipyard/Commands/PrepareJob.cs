@@ -3,6 +3,7 @@ using Shipyard.Cluster;
 using Shipyard.Pods;
 using Shipyard.Protocol;
 using Shipyard.Runner;
+using Shipyard.Settings;
 
 namespace Shipyard.Commands;
 
@@ -32,8 +33,11 @@ public static class PrepareJob
         var ports = PortMapping.ResponsePorts(job.PortMappings);
         var servicePorts = services.Select(s => PortMapping.ResponsePorts(s.PortMappings)).ToList();
 
-        if (Externals.EnsureCopied(ctx.Settings.ExternalsDirectory, ctx.Work.HostPath("externals")))
-            ctx.Log.Debug($"Copied runner externals to {ctx.Work.HostPath("externals")}");
+        // Node builds are copied when a step first names one (RunScriptStep), unless all are wanted up front.
+        ctx.Externals.CreateMountPoint();
+        if (ctx.Settings.ExternalsCopy == ExternalsCopy.All)
+            foreach (var build in ctx.Externals.All())
+                if (ctx.Externals.EnsureCopied(build)) ctx.Log.Debug($"Copied the runner's externals/{build} to the work volume");
 
         try
         {

@@ -20,6 +20,7 @@ public static class RunScriptStep
         var podName = state?.JobPod ?? throw new HookException("run_script_step needs the job pod from prepare_job, but the hook state has none.");
         var entryPoint = args.EntryPoint is { Length: > 0 } e ? e : throw new HookException("run_script_step arrived without an entryPoint.");
 
+        ProvideExternals(ctx, args, entryPoint);
         var step = StepDirectory.Create(ctx.Settings.WorkDirectory);
         var inPod = ctx.JobContainerPath(step.Host);
         await File.WriteAllTextAsync(step.Wrapper, Wrapper(args, entryPoint, inPod), ctx.Cancel);
@@ -40,6 +41,27 @@ public static class RunScriptStep
         {
             step.Delete();
         }
+    }
+
+    /// <summary>
+    /// Copies the node builds this step names (`/__e/node20/bin/node` for a JavaScript action, or a `run:` script
+    /// that calls one) before it starts, the first time the job needs them.
+    /// </summary>
+    static void ProvideExternals(HookContext ctx, ScriptStepArgs args, string entryPoint)
+    {
+        var texts = new List<string?> { entryPoint };
+        texts.AddRange(args.EntryPointArgs ?? []);
+        texts.AddRange(args.PrependPathEntries());
+        texts.AddRange((args.EnvironmentVariables ?? []).Values);
+        // The runner writes a `run:` step's script to `_work/_temp/<guid>.sh`; it is small, so read it too.
+        foreach (var a in args.EntryPointArgs ?? [])
+        {
+            if (!a.StartsWith("/__w/_temp/", StringComparison.Ordinal)) continue;
+            var host = new FileInfo(ctx.Work.HostPath(a["/__w/".Length..]));
+            if (host.Exists && host.Length <= 1 << 20) texts.Add(File.ReadAllText(host.FullName));
+        }
+        foreach (var build in ctx.Externals.Referenced(texts))
+            if (ctx.Externals.EnsureCopied(build)) ctx.Log.Debug($"Copied the runner's externals/{build} to the work volume");
     }
 
     /// <summary>

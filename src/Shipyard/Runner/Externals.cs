@@ -1,53 +1,96 @@
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace Shipyard.Runner;
 
 /// <summary>
-/// The job container runs the runner's node from `/__e`, a subPath of the work volume. Copying the
-/// externals there takes long (upstream #80/#167), so it is done only when their content changed:
-/// a fingerprint of paths, sizes and modification times is kept beside the copy.
+/// The job container sees the runner's externals at `/__e`, the subPath `externals` of the work volume.
+/// A runner's externals are several node builds (~450 MB); copying all of them into every fresh work volume
+/// dominated job start (upstream #80/#167), while a job uses at most one or two. So each build
+/// (`externals/node20`) is copied the first time a step names it (`/__e/node20/bin/node`), into a staging
+/// directory renamed into place — the job pod's mount of `externals/` sees it appear whole — and again only
+/// when its fingerprint (paths, sizes, modification times) changed.
 /// </summary>
-public static class Externals
+public sealed partial class Externals(string source, string target)
 {
     const string StampFile = ".shipyard-externals";
 
-    /// <summary>Returns true when it copied, false when the copy was already current.</summary>
-    public static bool EnsureCopied(string source, string target)
+    /// <summary>`/__e/&lt;build&gt;` anywhere in a text; build names are single path segments.</summary>
+    [GeneratedRegex(@"/__e/([A-Za-z0-9._+-]+)")]
+    private static partial Regex Reference();
+
+    /// <summary>The directory the job pod mounts must exist before the pod starts, even if empty.</summary>
+    public void CreateMountPoint() => Directory.CreateDirectory(target);
+
+    /// <summary>The builds of the runner's externals that these texts (entry point, arguments, script) name.</summary>
+    public IReadOnlyList<string> Referenced(IEnumerable<string?> texts) =>
+        texts.Where(t => t is not null && t.Contains("/__e/", StringComparison.Ordinal))
+            .SelectMany(t => Reference().Matches(t!).Select(m => m.Groups[1].Value))
+            .Where(b => b is not "." and not ".." && Directory.Exists(Path.Combine(source, b)))
+            .Distinct(StringComparer.Ordinal).ToList();
+
+    /// <summary>Every build (eager mode): what the job container can reach without naming it to the hook.</summary>
+    public IReadOnlyList<string> All() =>
+        Directory.Exists(source) ? Directory.EnumerateDirectories(source).Select(d => Path.GetFileName(d)).Order(StringComparer.Ordinal).ToList() : [];
+
+    /// <summary>Copies one build unless the copy is current; returns true when it copied.</summary>
+    public bool EnsureCopied(string build)
     {
-        if (!Directory.Exists(source)) return false; // nothing to copy (e.g. a runner without externals)
-        var fingerprint = Fingerprint(source);
-        var stamp = Path.Combine(target, StampFile);
+        var from = Path.Combine(source, build);
+        var to = Path.Combine(target, build);
+        var files = Enumerate(from);
+        var fingerprint = Fingerprint(from, files);
+        var stamp = Path.Combine(to, StampFile);
         if (File.Exists(stamp) && File.ReadAllText(stamp) == fingerprint) return false;
-        // Copy into a fresh directory and swap, so a concurrent or killed copy never leaves half a tree.
-        var staging = target + ".tmp-" + Environment.ProcessId;
+
+        Directory.CreateDirectory(target);
+        var staging = Path.Combine(target, $".{build}.tmp-{Environment.ProcessId}");
         if (Directory.Exists(staging)) Directory.Delete(staging, true);
-        CopyTree(source, staging);
+        CopyTree(from, staging, files);
         File.WriteAllText(Path.Combine(staging, StampFile), fingerprint);
-        if (Directory.Exists(target)) Directory.Delete(target, true);
-        try { Directory.Move(staging, target); }
-        catch (IOException) when (Directory.Exists(target)) { Directory.Delete(staging, true); } // another job won the race
+        if (Directory.Exists(to))
+        {
+            // An outdated copy (a persistent volume from an older runner): move it aside, swap, then delete.
+            var old = Path.Combine(target, $".{build}.old-{Environment.ProcessId}");
+            Directory.Move(to, old);
+            Directory.Move(staging, to);
+            Directory.Delete(old, true);
+        }
+        else Directory.Move(staging, to);
         return true;
     }
 
-    public static string Fingerprint(string root)
+    static List<FileSystemInfo> Enumerate(string root) =>
+        new DirectoryInfo(root).EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
+            .OrderBy(e => e.FullName, StringComparer.Ordinal).ToList();
+
+    // The enumeration already knows which entries are links; only those need a readlink.
+    static bool IsLink(FileSystemInfo e) => e.Attributes.HasFlag(FileAttributes.ReparsePoint) && e.LinkTarget is not null;
+
+    public static string Fingerprint(string root, IEnumerable<FileSystemInfo> entries)
     {
         var sb = new StringBuilder();
-        foreach (var f in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        foreach (var e in entries)
         {
-            var info = new FileInfo(f);
-            sb.Append(Path.GetRelativePath(root, f)).Append('\0').Append(info.Length).Append('\0')
-              .Append(info.LastWriteTimeUtc.Ticks).Append('\n');
+            sb.Append(Path.GetRelativePath(root, e.FullName)).Append('\0');
+            if (IsLink(e)) sb.Append("->").Append(e.LinkTarget);
+            else if (e is FileInfo f) sb.Append(f.Length).Append('\0').Append(f.LastWriteTimeUtc.Ticks);
+            sb.Append('\n');
         }
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
     }
 
-    static void CopyTree(string source, string target)
+    /// <summary>Directories, files (with their mode bits) and symlinks as links, as the runner's tarball has them.</summary>
+    static void CopyTree(string source, string target, List<FileSystemInfo> entries)
     {
         Directory.CreateDirectory(target);
-        foreach (var dir in Directory.EnumerateDirectories(source, "*", SearchOption.AllDirectories))
-            Directory.CreateDirectory(Path.Combine(target, Path.GetRelativePath(source, dir)));
-        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
-            File.Copy(file, Path.Combine(target, Path.GetRelativePath(source, file)), overwrite: true); // keeps mode bits
+        foreach (var e in entries)
+        {
+            var to = Path.Combine(target, Path.GetRelativePath(source, e.FullName));
+            if (IsLink(e)) File.CreateSymbolicLink(to, e.LinkTarget!);
+            else if (e is DirectoryInfo) Directory.CreateDirectory(to);
+            else File.Copy(e.FullName, to);
+        }
     }
 }

@@ -2,6 +2,9 @@ namespace Shipyard.Settings;
 
 public enum BuilderKind { Kaniko, Buildah }
 
+/// <summary>When the runner's node builds are copied into the work volume: when a step first names one, or all at job start.</summary>
+public enum ExternalsCopy { FirstUse, All }
+
 /// <summary>Where the builder pushes, where the kubelet pulls, and with which Secret.</summary>
 public sealed record RegistrySettings(string PushHost, string PullHost, string SecretName, bool Insecure);
 
@@ -24,6 +27,7 @@ public sealed record HookSettings
     public required string WorkDirectory { get; init; }
     /// <summary>The runner's own externals (node etc.), copied to `_work/externals` for the job container.</summary>
     public required string ExternalsDirectory { get; init; }
+    public ExternalsCopy ExternalsCopy { get; init; } = ExternalsCopy.FirstUse;
     /// <summary>GITHUB_WORKSPACE on the runner host.</summary>
     public string? Workspace { get; init; }
 
@@ -89,6 +93,12 @@ public sealed record HookSettings
             "buildah" => BuilderKind.Buildah,
             var other => Bad(BuilderKind.Kaniko, $"{Prefix}BUILDER must be kaniko or buildah, not '{other}'."),
         };
+        var externalsCopy = Get(Prefix + "EXTERNALS_COPY")?.ToLowerInvariant() switch
+        {
+            null or "first-use" => ExternalsCopy.FirstUse,
+            "all" => ExternalsCopy.All,
+            var other => Bad(ExternalsCopy.FirstUse, $"{Prefix}EXTERNALS_COPY must be first-use or all, not '{other}'."),
+        };
         T Bad<T>(T fallback, string error) { errors.Add(error); return fallback; }
         var settings = new HookSettings
         {
@@ -101,6 +111,7 @@ public sealed record HookSettings
             PrepareJobTimeout = Seconds("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", 600),
             WorkDirectory = work,
             ExternalsDirectory = Path.GetFullPath(Path.Combine(work, "..", "externals")),
+            ExternalsCopy = externalsCopy,
             Workspace = Get("GITHUB_WORKSPACE"),
             RegistryHost = Get(Prefix + "REGISTRY_HOST"),
             RegistryHostPush = Get(Prefix + "REGISTRY_HOST_PUSH"),

@@ -1,11 +1,12 @@
 using System.Text;
 using k8s;
 using k8s.Models;
-using Shipyard.Driver;
+namespace Shipyard.Driver;
 
-namespace Shipyard.E2E;
-
-/// <summary>Real ServiceAccount tokens bound to a Role from deploy/, for running the hook with exactly those permissions.</summary>
+/// <summary>
+/// Real ServiceAccount tokens bound to a Role from deploy/, for running the hook with exactly those permissions
+/// and authenticating as an ARC runner pod does (a bearer token, not a client certificate).
+/// </summary>
 public static class RoleKubeconfig
 {
     /// <summary>A ServiceAccount bound to the Role in <paramref name="roleFile"/>; returns a kubeconfig using its token.</summary>
@@ -30,7 +31,7 @@ public static class RoleKubeconfig
                 s.Metadata.Annotations?["kubernetes.io/service-account.name"] == name)?.Data?["token"] is { } t ? Encoding.UTF8.GetString(t) : null;
             if (token is null) await Task.Delay(200);
         }
-        Assert.NotNull(token);
+        if (token is null) throw new InvalidOperationException($"No token Secret appeared for ServiceAccount {name}.");
         var admin = await File.ReadAllTextAsync(cluster.KubeConfig);
         var ca = admin.Split("certificate-authority: ")[1].Split('}')[0].Trim();
         var path = Path.Combine(cluster.Scratch, $"{name}.kubeconfig");
