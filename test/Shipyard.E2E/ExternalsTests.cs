@@ -15,7 +15,7 @@ namespace Shipyard.E2E;
 [Collection(ClusterCollection.Name)]
 public sealed class ExternalsTests(TestCluster cluster)
 {
-    /// <summary>externals/ with the host's real node as node20 (plus npm as a link) and a stand-in node24.</summary>
+    /// <summary>externals/ with the host's real node as node20 (plus npm as a link), stand-ins for node24 and node20_alpine.</summary>
     string RunnerExternals()
     {
         var root = Path.Combine(cluster.Scratch, $"externals-{Guid.NewGuid():N}");
@@ -25,10 +25,13 @@ public sealed class ExternalsTests(TestCluster cluster)
         File.Copy(RunnerJob.HostNode()!, Path.Combine(node20, "bin", "node"));
         File.WriteAllText(Path.Combine(node20, "lib", "node_modules", "npm", "bin", "npm-cli.js"), "console.log('npm stand-in ' + process.version)\n");
         File.CreateSymbolicLink(Path.Combine(node20, "bin", "npm"), "../lib/node_modules/npm/bin/npm-cli.js");
-        var node24 = Path.Combine(root, "node24", "bin", "node");
-        Directory.CreateDirectory(Path.GetDirectoryName(node24)!);
-        File.WriteAllText(node24, "#!/bin/sh\necho \"node24 stand-in $*\"\n");
-        File.SetUnixFileMode(node24, (UnixFileMode)0b111_101_101);
+        foreach (var build in new[] { "node24", "node20_alpine" })
+        {
+            var node = Path.Combine(root, build, "bin", "node");
+            Directory.CreateDirectory(Path.GetDirectoryName(node)!);
+            File.WriteAllText(node, $"#!/bin/sh\necho \"{build} stand-in $*\"\n");
+            File.SetUnixFileMode(node, (UnixFileMode)0b111_101_101);
+        }
         return root;
     }
 
@@ -59,7 +62,15 @@ public sealed class ExternalsTests(TestCluster cluster)
         Assert.Matches(@"npm stand-in v20\.", run.Stdout);
         Assert.Equal(["node20", "node24"], Copied(job));
 
-        // Neither is copied again, and a plain script step copies nothing.
+        // In an Alpine job container the runner names its musl build instead.
+        var alpine = JavaScriptStep(job, "js-action", "index.js");
+        alpine["entryPoint"] = "/__e/node20_alpine/bin/node";
+        var musl = await job.RunAsync("run_script_step", alpine);
+        Assert.True(musl.ExitCode == 0, musl.ToString());
+        Assert.Contains("node20_alpine stand-in /__w/demo/demo/./js-action/index.js\n", musl.Stdout);
+        Assert.Equal(["node20", "node20_alpine", "node24"], Copied(job));
+
+        // None is copied again, and a plain script step copies nothing.
         var plain = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "echo plain\n")));
         Assert.True(plain.ExitCode == 0, plain.ToString());
         Assert.DoesNotContain("Copied the runner's externals", plain.Stdout);
@@ -73,10 +84,10 @@ public sealed class ExternalsTests(TestCluster cluster)
         job.Env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_EXTERNALS_COPY"] = "all";
         var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Debian)));
         Assert.True(prepare.ExitCode == 0, prepare.ToString());
-        Assert.Equal(["node20", "node24"], Copied(job));
+        Assert.Equal(["node20", "node20_alpine", "node24"], Copied(job));
         var ls = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "ls /__e\n")));
         Assert.True(ls.ExitCode == 0, ls.ToString());
-        Assert.Contains("node20\nnode24\n", ls.Stdout);
+        Assert.Contains("node20\nnode20_alpine\nnode24\n", ls.Stdout);
         Assert.Equal(0, (await job.RunAsync("cleanup_job", new JsonObject())).ExitCode);
     }
 

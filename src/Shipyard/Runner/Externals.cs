@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using System.IO.Enumeration;
 using System.Text.RegularExpressions;
 
 namespace Shipyard.Runner;
@@ -39,15 +40,14 @@ public sealed partial class Externals(string source, string target)
     {
         var from = Path.Combine(source, build);
         var to = Path.Combine(target, build);
-        var files = Enumerate(from);
-        var fingerprint = Fingerprint(from, files);
+        var fingerprint = Fingerprint(from);
         var stamp = Path.Combine(to, StampFile);
         if (File.Exists(stamp) && File.ReadAllText(stamp) == fingerprint) return false;
 
         Directory.CreateDirectory(target);
         var staging = Path.Combine(target, $".{build}.tmp-{Environment.ProcessId}");
         if (Directory.Exists(staging)) Directory.Delete(staging, true);
-        CopyTree(from, staging, files);
+        CopyTree(from, staging);
         File.WriteAllText(Path.Combine(staging, StampFile), fingerprint);
         if (Directory.Exists(to))
         {
@@ -61,34 +61,32 @@ public sealed partial class Externals(string source, string target)
         return true;
     }
 
-    static List<FileSystemInfo> Enumerate(string root) =>
-        new DirectoryInfo(root).EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
-            .OrderBy(e => e.FullName, StringComparer.Ordinal).ToList();
+    static readonly EnumerationOptions Everything = new() { RecurseSubdirectories = true, AttributesToSkip = 0 };
 
-    // The enumeration already knows which entries are links; only those need a readlink.
-    static bool IsLink(FileSystemInfo e) => e.Attributes.HasFlag(FileAttributes.ReparsePoint) && e.LinkTarget is not null;
-
-    public static string Fingerprint(string root, IEnumerable<FileSystemInfo> entries)
+    /// <summary>Paths, sizes, modification times and link targets of a tree; read on every step that names the build, so kept cheap.</summary>
+    public static string Fingerprint(string root)
     {
-        var sb = new StringBuilder();
-        foreach (var e in entries)
+        var entries = new FileSystemEnumerable<string>(root, (ref FileSystemEntry e) =>
         {
-            sb.Append(Path.GetRelativePath(root, e.FullName)).Append('\0');
-            if (IsLink(e)) sb.Append("->").Append(e.LinkTarget);
-            else if (e is FileInfo f) sb.Append(f.Length).Append('\0').Append(f.LastWriteTimeUtc.Ticks);
-            sb.Append('\n');
-        }
+            var path = e.ToFullPath();
+            var isLink = (e.Attributes & FileAttributes.ReparsePoint) != 0;
+            return isLink ? $"{path}\0->{new FileInfo(path).LinkTarget}"
+                : e.IsDirectory ? path : $"{path}\0{e.Length}\0{e.LastWriteTimeUtc.Ticks}";
+        }, Everything).ToList();
+        entries.Sort(StringComparer.Ordinal);
+        var sb = new StringBuilder();
+        foreach (var entry in entries) sb.Append(entry, root.Length, entry.Length - root.Length).Append('\n');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
     }
 
     /// <summary>Directories, files (with their mode bits) and symlinks as links, as the runner's tarball has them.</summary>
-    static void CopyTree(string source, string target, List<FileSystemInfo> entries)
+    static void CopyTree(string source, string target)
     {
         Directory.CreateDirectory(target);
-        foreach (var e in entries)
+        foreach (var e in new DirectoryInfo(source).EnumerateFileSystemInfos("*", Everything).OrderBy(e => e.FullName, StringComparer.Ordinal))
         {
             var to = Path.Combine(target, Path.GetRelativePath(source, e.FullName));
-            if (IsLink(e)) File.CreateSymbolicLink(to, e.LinkTarget!);
+            if (e.Attributes.HasFlag(FileAttributes.ReparsePoint) && e.LinkTarget is { } link) File.CreateSymbolicLink(to, link);
             else if (e is DirectoryInfo) Directory.CreateDirectory(to);
             else File.Copy(e.FullName, to);
         }
