@@ -132,13 +132,43 @@ public sealed class DockerfileActionTests(TestCluster cluster)
         await using var job = await JobWithRegistryAsync();
         var dockerfile = WriteAction(job, "broken", Guid.NewGuid().ToString("N"), run: "RUN echo compiling && exit 3");
         var (run, output) = await RunActionAsync(job, dockerfile);
-        Assert.NotEqual(0, run.ExitCode);
+        Assert.Equal(3, run.ExitCode); // the RUN's own exit code, which Kaniko (and the double) pass on
         Assert.Equal("", output);
         var error = Assert.Single(run.ErrorLines);
+        Assert.DoesNotContain('\u001b', error); // Kaniko's coloured log is read without its escapes
         Assert.Contains("broken/hello-action@v1", error);
         Assert.Contains($"exit code {run.ExitCode}", error);
         Assert.True(error.Contains("at `RUN echo compiling && exit 3`") && error.Contains("exit status 3"), run.ToString());
         Assert.Equal(2, await cluster.CountLabelledAsync(job.RunnerPod)); // only the job pod and its env Secret are left
+    }
+
+    [Theory]
+    [InlineData("kaniko")]
+    [InlineData("buildah")]
+    public async Task The_builder_gets_the_context_docker_would_send_and_nothing_is_left_behind(string builder)
+    {
+        await using var job = await JobWithRegistryAsync(builder);
+        var dir = Path.Combine(job.Work, "_actions", "ctx", "list-action", "v1");
+        foreach (var f in new[] { "node_modules/left-pad/index.js", "lib/node_modules/x/index.js", "src/index.js", "src/keep.md", "secret.txt", "docs/a.md" })
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(dir, f))!);
+            File.WriteAllText(Path.Combine(dir, f), f);
+        }
+        File.SetUnixFileMode(Path.Combine(dir, "src", "index.js"), (UnixFileMode)0b111_101_101);
+        // The most common line of JavaScript actions, a re-include, and the Dockerfile itself left out of COPY.
+        File.WriteAllText(Path.Combine(dir, ".dockerignore"), "**/node_modules\nsecret.txt\n*.md\n**/*.md\n!src/keep.md\nDockerfile\n");
+        File.WriteAllText(Path.Combine(dir, "Dockerfile"), $"""
+            FROM {cluster.PushHost}/busybox:test
+            COPY . /ctx
+            ENTRYPOINT ["sh", "-c", "cd /ctx && find . | sort && ls -l src/index.js"]
+            """);
+        var files = job.NewFileCommands();
+        var run = await job.RunAsync("run_container_step", ContainerStep(job, null, Path.Combine(dir, "Dockerfile"), new()));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var listing = run.Stdout.Split('\n').Where(l => l.StartsWith("./") || l == ".").ToList();
+        Assert.Equal([".", "./.dockerignore", "./docs", "./lib", "./src", "./src/index.js", "./src/keep.md"], listing);
+        Assert.Contains("-rwxr-xr-x", run.Stdout);
+        Assert.Empty(Directory.EnumerateDirectories(Path.Combine(job.Work, "_temp"), "shipyard-build-*"));
     }
 
     [Fact]

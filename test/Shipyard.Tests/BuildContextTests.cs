@@ -121,4 +121,24 @@ public sealed class BuildContextTests : IDisposable
     [InlineData("_temp/x/Dockerfile", "action-temp-x")]
     public void Image_names_come_from_the_action(string dockerfile, string expected) =>
         Assert.Equal(expected, ImageNaming.ForDockerfile(dockerfile));
+
+    [Fact]
+    public void The_staged_context_holds_what_docker_sends_and_the_dockerfile_beside_it()
+    {
+        var dir = Dir("staged", [.. Action, ("node_modules/x.js", "x"), ("src/node_modules/y.js", "y"), ("src/run.sh", "#!/bin/sh\n")]);
+        File.AppendAllText(Path.Combine(dir, ".dockerignore"), "**/node_modules\nDockerfile\n");
+        File.SetUnixFileMode(Path.Combine(dir, "src", "run.sh"), (UnixFileMode)0b111_101_101);
+        File.CreateSymbolicLink(Path.Combine(dir, "link.sh"), "entrypoint.sh");
+        var context = Path.Combine(root, "out", "context");
+        var dockerfileDir = Path.Combine(root, "out", "dockerfile");
+        BuildContext.Stage(dir, "Dockerfile", context, dockerfileDir);
+
+        var staged = Directory.EnumerateFileSystemEntries(context, "*", SearchOption.AllDirectories)
+            .Select(p => Path.GetRelativePath(context, p)).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal([".dockerignore", "KEEP.md", "entrypoint.sh", "lib", "lib/util.sh", "link.sh", "src", "src/run.sh"], staged);
+        Assert.Equal((UnixFileMode)0b111_101_101, File.GetUnixFileMode(Path.Combine(context, "src", "run.sh")));
+        Assert.Equal("entrypoint.sh", new FileInfo(Path.Combine(context, "link.sh")).LinkTarget);
+        // Ignored for COPY, still there to build from.
+        Assert.Equal("FROM busybox\nCOPY . /a\n", File.ReadAllText(Path.Combine(dockerfileDir, "Dockerfile")));
+    }
 }

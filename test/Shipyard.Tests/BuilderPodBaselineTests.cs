@@ -37,7 +37,7 @@ public class BuilderPodBaselineTests
 
     static V1Pod Pod(IImageBuilder builder, bool hasCa = true) => BuilderPod.Build(builder,
         new BuildSpec("registry.example:5000/actions/acme-x:abc", "Dockerfile", "registry.example:5000", "registry.example:5000/actions/acme-x/cache", hasCa, false),
-        new BuilderPodOptions("arc-runner-abc-build-1", Placement, Work, "_actions/acme/x/v1", "registry-login", hasCa));
+        new BuilderPodOptions("arc-runner-abc-build-1", Placement, Work, "_temp/shipyard-build-1", "registry-login", hasCa));
 
     [Fact]
     public void Kaniko_builder_pod_meets_baseline()
@@ -56,6 +56,10 @@ public class BuilderPodBaselineTests
         var pod = Pod(new BuildahBuilder("buildah:1"));
         Assert.Empty(Violations(pod, allowUnconfinedSeccomp: true));
         Assert.Equal(["pod seccomp Unconfined"], Violations(pod, allowUnconfinedSeccomp: false));
+        // docker's image format (keeps HEALTHCHECK, ONBUILD, SHELL) and the Dockerfile from beside the context.
+        var c = pod.Spec.Containers.Single();
+        Assert.Contains("--format docker", c.Command[2]);
+        Assert.Contains("/shipyard/dockerfile/Dockerfile", c.Command);
     }
 
     [Fact]
@@ -76,12 +80,15 @@ public class BuilderPodBaselineTests
         Assert.Equal(["/kaniko/executor"], c.Command);
         Assert.Equal(
         [
-            "--context=dir:///workspace", "--dockerfile=Dockerfile", "--destination=registry.example:5000/actions/acme-x:abc",
-            "--digest-file=/dev/termination-log", "--cache=true", "--cache-repo=registry.example:5000/actions/acme-x/cache",
+            "--context=dir:///workspace", "--dockerfile=/shipyard/dockerfile/Dockerfile", "--destination=registry.example:5000/actions/acme-x:abc",
+            "--digest-file=/dev/termination-log", "--ignore-var-run=false", "--cache=true", "--cache-repo=registry.example:5000/actions/acme-x/cache",
             "--registry-certificate=registry.example:5000=/shipyard/registry-ca/ca.crt",
         ], c.Args);
+        // The staged, filtered context and the Dockerfile beside it, both read-only.
         var context = c.VolumeMounts.Single(m => m.MountPath == "/workspace");
-        Assert.Equal(("work", "_actions/acme/x/v1", true), (context.Name, context.SubPath, context.ReadOnlyProperty));
+        Assert.Equal(("work", "_temp/shipyard-build-1/context", true), (context.Name, context.SubPath, context.ReadOnlyProperty));
+        var dockerfile = c.VolumeMounts.Single(m => m.MountPath == "/shipyard/dockerfile");
+        Assert.Equal(("work", "_temp/shipyard-build-1/dockerfile", true), (dockerfile.Name, dockerfile.SubPath, dockerfile.ReadOnlyProperty));
         var config = c.VolumeMounts.Single(m => m.MountPath == "/kaniko/.docker");
         var secret = pod.Spec.Volumes.Single(v => v.Name == config.Name).Secret;
         Assert.Equal("registry-login", secret.SecretName);

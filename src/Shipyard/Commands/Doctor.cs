@@ -160,7 +160,7 @@ public static class Doctor
                 var builder = DockerfileAction.BuilderFor(settings);
                 var spec = new BuildSpec($"{settings.RegistryHostPush ?? settings.RegistryHost}/shipyard-doctor:check", "Dockerfile",
                     DockerConfig.Authority(settings.RegistryHostPush ?? settings.RegistryHost ?? "registry"), null, false, settings.RegistryInsecure);
-                var pod = BuilderPod.Build(builder, spec, new BuilderPodOptions(Names.PerStep(settings.RunnerPodName, "doctor"), placement, work, "_actions", settings.RegistrySecretName, false));
+                var pod = BuilderPod.Build(builder, spec, new BuilderPodOptions(Names.PerStep(settings.RunnerPodName, "doctor"), placement, work, "_temp/shipyard-build-doctor", settings.RegistrySecretName, false));
                 return template is null ? pod : template.ApplyToBuilderPod(pod);
             }));
         var results = new List<CheckResult>();

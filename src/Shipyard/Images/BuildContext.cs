@@ -4,33 +4,68 @@ using System.Text;
 namespace Shipyard.Images;
 
 /// <summary>
-/// The content address of a Dockerfile action: the Dockerfile, every context file the builder sees
-/// (after `.dockerignore`) by path, kind, mode and bytes, and the builder's identity. Same inputs,
-/// same tag; so an action at the same ref is built once per registry, not once per job.
+/// The build context of a Dockerfile action, by docker's rules: what `.dockerignore` leaves is what the builder
+/// is given (a filtered copy, so every builder sees the same files whatever its own `.dockerignore` support) and
+/// what the content address covers — the Dockerfile, every included file by path, kind, mode and bytes, and the
+/// builder's identity. Same inputs, same tag; so an action at the same ref is built once per registry.
 /// </summary>
 public static class BuildContext
 {
-    public static string Hash(string contextDir, string dockerfileName, string builderIdentity)
+    static readonly EnumerationOptions Everything = new() { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false };
+
+    /// <summary>The context entries docker would send, in ordinal path order (the Dockerfile is handled by the caller).</summary>
+    static List<(string Rel, FileSystemInfo Entry)> Included(string contextDir)
     {
         var ignore = DockerIgnore.Load(contextDir);
-        var entries = new List<(string Path, string Line)>();
-        foreach (var entry in new DirectoryInfo(contextDir).EnumerateFileSystemInfos("*", new EnumerationOptions
-                 { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false }))
+        var entries = new DirectoryInfo(contextDir).EnumerateFileSystemInfos("*", Everything)
+            .Select(e => (Rel: Path.GetRelativePath(contextDir, e.FullName).Replace('\\', '/'), Entry: e))
+            .Where(e => !ignore.Excludes(e.Rel)).ToList();
+        // Ordinal order: nothing depends on the order the file system lists entries in.
+        entries.Sort((a, b) => string.CompareOrdinal(a.Rel, b.Rel));
+        return entries;
+    }
+
+    static bool IsLink(FileSystemInfo e) => e.Attributes.HasFlag(FileAttributes.ReparsePoint) && e.LinkTarget is not null;
+
+    public static string Hash(string contextDir, string dockerfileName, string builderIdentity)
+    {
+        var entries = Included(contextDir);
+        // The Dockerfile counts even when `.dockerignore` names it: docker still sends it to build from.
+        if (!entries.Any(e => e.Rel == dockerfileName))
         {
-            var rel = Path.GetRelativePath(contextDir, entry.FullName).Replace('\\', '/');
-            if (ignore.Excludes(rel) && rel != dockerfileName) continue;
-            var mode = Convert.ToString((int)entry.UnixFileMode, 8);
-            string line;
-            if (entry.LinkTarget is { } target) line = $"l {mode} {target}";
-            else if (entry is DirectoryInfo) line = $"d {mode}";
-            else line = $"f {mode} {Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(entry.FullName)))}";
-            entries.Add((rel, line));
+            entries.Add((dockerfileName, new FileInfo(Path.Combine(contextDir, dockerfileName))));
+            entries.Sort((a, b) => string.CompareOrdinal(a.Rel, b.Rel));
         }
-        // Ordinal order: the hash never depends on the order the file system lists entries in.
-        entries.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
         var sb = new StringBuilder();
         sb.Append("shipyard-build-v1\n").Append(builderIdentity).Append('\n').Append(dockerfileName).Append('\n');
-        foreach (var (path, line) in entries) sb.Append(path).Append('\0').Append(line).Append('\n');
+        foreach (var (rel, entry) in entries)
+        {
+            var mode = Convert.ToString((int)entry.UnixFileMode, 8);
+            var line = IsLink(entry) ? $"l {mode} {entry.LinkTarget}"
+                : entry is DirectoryInfo ? $"d {mode}"
+                : $"f {mode} {Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(entry.FullName)))}";
+            sb.Append(rel).Append('\0').Append(line).Append('\n');
+        }
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())))[..40];
+    }
+
+    /// <summary>
+    /// Copies what docker would send into <paramref name="context"/> (files with their modes, symlinks as links,
+    /// directories with their modes; parents of re-included files created) and the Dockerfile, which docker
+    /// always has, into <paramref name="dockerfileDir"/> beside it.
+    /// </summary>
+    public static void Stage(string contextDir, string dockerfileName, string context, string dockerfileDir)
+    {
+        Directory.CreateDirectory(context);
+        foreach (var (rel, entry) in Included(contextDir))
+        {
+            var to = Path.Combine(context, rel);
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            if (IsLink(entry)) File.CreateSymbolicLink(to, entry.LinkTarget!);
+            else if (entry is DirectoryInfo) { Directory.CreateDirectory(to); File.SetUnixFileMode(to, entry.UnixFileMode); }
+            else File.Copy(entry.FullName, to);
+        }
+        Directory.CreateDirectory(dockerfileDir);
+        File.Copy(Path.Combine(contextDir, dockerfileName), Path.Combine(dockerfileDir, Path.GetFileName(dockerfileName)));
     }
 }

@@ -5,6 +5,7 @@ namespace Shipyard.Images;
 /// <summary>
 /// buildah with chroot isolation and vfs storage: unprivileged, but its chroot/mount calls need
 /// `seccompProfile: Unconfined`, which the pod requests itself (allowed on Privileged-level namespaces only).
+/// `--format docker` keeps what the OCI format drops (HEALTHCHECK, ONBUILD, SHELL), as docker does.
 /// </summary>
 public sealed class BuildahBuilder(string image) : IImageBuilder
 {
@@ -17,8 +18,8 @@ public sealed class BuildahBuilder(string image) : IImageBuilder
         set -eu
         dest=$1 dockerfile=$2 tls=$3 certs=$4
         set -- --storage-driver vfs
-        buildah "$@" build --isolation chroot --authfile "$DOCKER_CONFIG/config.json" --tls-verify="$tls" $certs \
-          -f "/workspace/$dockerfile" -t "$dest" /workspace
+        buildah "$@" build --isolation chroot --format docker --authfile "$DOCKER_CONFIG/config.json" --tls-verify="$tls" $certs \
+          -f "$dockerfile" -t "$dest" /workspace
         buildah "$@" push --authfile "$DOCKER_CONFIG/config.json" --tls-verify="$tls" $certs \
           --digestfile /dev/termination-log "$dest" "docker://$dest"
         """;
@@ -27,7 +28,7 @@ public sealed class BuildahBuilder(string image) : IImageBuilder
     {
         Name = Names.BuilderContainer,
         Image = image,
-        Command = ["sh", "-c", Script, "buildah-build", spec.Destination, spec.DockerfileName,
+        Command = ["sh", "-c", Script, "buildah-build", spec.Destination, spec.DockerfilePath,
                    spec.Insecure ? "false" : "true", spec.HasCa ? $"--cert-dir={BuildSpec.CaDir}" : ""],
         Env =
         [

@@ -27,7 +27,6 @@ public static class DockerfileAction
         var dockerfile = Path.GetFullPath(dockerfileHostPath);
         if (!File.Exists(dockerfile)) throw new HookException($"The action's Dockerfile {dockerfile} does not exist on the runner.");
         var contextDir = Path.GetDirectoryName(dockerfile)!;
-        var contextSubPath = ctx.Work.SubPath(contextDir, "The action's directory");
         var dockerfileSubPath = ctx.Work.SubPath(dockerfile, "The Dockerfile");
 
         var secret = await ctx.Cluster.ReadSecretAsync(registry.SecretName, ctx.Cancel)
@@ -64,8 +63,18 @@ public static class DockerfileAction
         {
             var spec = new BuildSpec($"{pushRepo}:{tag}", Path.GetFileName(dockerfile), pushAuthority,
                 ctx.Settings.BuildCache ? $"{pushRepo}/cache" : null, caPem is not null, registry.Insecure);
-            digest = await BuildAsync(ctx, builder, spec, new BuilderPodOptions(
-                Names.PerStep(ctx.Settings.RunnerPodName, "build"), placement, ctx.Work, contextSubPath, registry.SecretName, caPem is not null), template, title);
+            // The builder gets exactly what docker would send: the context filtered by `.dockerignore` here.
+            var staged = Path.Combine(ctx.Settings.WorkDirectory, "_temp", $"shipyard-build-{Guid.NewGuid():N}");
+            try
+            {
+                BuildContext.Stage(contextDir, Path.GetFileName(dockerfile), Path.Combine(staged, "context"), Path.Combine(staged, "dockerfile"));
+                digest = await BuildAsync(ctx, builder, spec, new BuilderPodOptions(
+                    Names.PerStep(ctx.Settings.RunnerPodName, "build"), placement, ctx.Work, ctx.Work.SubPath(staged, "The staged build"), registry.SecretName, caPem is not null), template, title);
+            }
+            finally
+            {
+                if (Directory.Exists(staged)) Directory.Delete(staged, true);
+            }
         }
         return new BuiltImage($"{registry.PullHost}/{name}@{digest}", registry.SecretName, reused);
     }
@@ -116,12 +125,16 @@ sealed partial class TailLines(Stream inner, int keep) : Stream
     /// <summary>The last Dockerfile instruction the builder announced (Kaniko `INFO[..] RUN ..`, buildah `STEP 3/4: RUN ..`).</summary>
     public string? LastInstruction { get; private set; }
 
+    /// <summary>Kaniko colours its log (`ESC[36mINFO ESC[0m[0000] RUN …`); lines are read without the escapes.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"\x1B\[[0-9;?]*[ -/]*[@-~]")]
+    private static partial System.Text.RegularExpressions.Regex AnsiEscape();
+
     [System.Text.RegularExpressions.GeneratedRegex(@"(?:^STEP \d+/\d+: |^INFO\[[^\]]*\]\s+)((?:FROM|RUN|COPY|ADD|WORKDIR|USER|ENV|ARG|LABEL|EXPOSE|VOLUME|ENTRYPOINT|CMD|SHELL|HEALTHCHECK|ONBUILD|STOPSIGNAL)\b.*)$")]
     private static partial System.Text.RegularExpressions.Regex Instruction();
 
     public string? LastError()
     {
-        var all = lines.Append(current.ToString()).Where(l => l.Trim().Length > 0).ToList();
+        var all = lines.Append(AnsiEscape().Replace(current.ToString(), "")).Where(l => l.Trim().Length > 0).ToList();
         return all.LastOrDefault(l => l.Contains("error", StringComparison.OrdinalIgnoreCase))?.Trim() ?? all.LastOrDefault()?.Trim();
     }
 
@@ -133,7 +146,7 @@ sealed partial class TailLines(Stream inner, int keep) : Stream
         foreach (var c in Encoding.UTF8.GetString(buffer))
         {
             if (c != '\n') { current.Append(c); continue; }
-            var line = current.ToString().TrimEnd('\r');
+            var line = AnsiEscape().Replace(current.ToString(), "").TrimEnd('\r');
             if (Instruction().Match(line) is { Success: true } m) LastInstruction = m.Groups[1].Value.Trim();
             lines.Enqueue(line);
             current.Clear();

@@ -12,6 +12,9 @@ public sealed record BuildSpec(
     bool Insecure)
 {
     public const string ContextDir = "/workspace";
+    /// <summary>The Dockerfile sits outside the context, as docker has it: a `.dockerignore` may leave it out of `COPY .`.</summary>
+    public const string DockerfileDir = "/shipyard/dockerfile";
+    public string DockerfilePath => $"{DockerfileDir}/{DockerfileName}";
     public const string CaDir = "/shipyard/registry-ca";
     public const string CaFile = CaDir + "/ca.crt";
 }

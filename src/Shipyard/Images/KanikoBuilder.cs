@@ -17,10 +17,12 @@ public sealed class KanikoBuilder(string image) : IImageBuilder
         var args = new List<string>
         {
             $"--context=dir://{BuildSpec.ContextDir}",
-            $"--dockerfile={spec.DockerfileName}",
+            $"--dockerfile={spec.DockerfilePath}",
             $"--destination={spec.Destination}",
             // The digest comes back through the container's terminated state; no log scraping.
             "--digest-file=/dev/termination-log",
+            // docker keeps what a RUN writes under /var/run; Kaniko drops it unless told not to.
+            "--ignore-var-run=false",
         };
         if (spec.CacheRepo is not null) { args.Add("--cache=true"); args.Add($"--cache-repo={spec.CacheRepo}"); }
         if (spec.HasCa) args.Add($"--registry-certificate={spec.RegistryAuthority}={BuildSpec.CaFile}");

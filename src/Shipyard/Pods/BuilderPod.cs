@@ -7,11 +7,12 @@ public sealed record BuilderPodOptions(
     string Name,
     PodPlacement Placement,
     WorkVolume Work,
-    string ContextSubPath,
+    /// <summary>The staged build under `_temp`: `context/` (the filtered context) and `dockerfile/`.</summary>
+    string StagedSubPath,
     string RegistrySecret,
     bool HasCa);
 
-/// <summary>The builder pod: the action's directory read-only as context, the registry Secret, nothing else.</summary>
+/// <summary>The builder pod: the staged, filtered context and the Dockerfile read-only, the registry Secret, nothing else.</summary>
 public static class BuilderPod
 {
     public const string Role = "builder";
@@ -21,7 +22,8 @@ public static class BuilderPod
         var container = builder.Container(spec);
         container.VolumeMounts =
         [
-            o.Work.Mount(BuildSpec.ContextDir, o.ContextSubPath, readOnly: true),
+            o.Work.Mount(BuildSpec.ContextDir, o.StagedSubPath + "/context", readOnly: true),
+            o.Work.Mount(BuildSpec.DockerfileDir, o.StagedSubPath + "/dockerfile", readOnly: true),
             new V1VolumeMount { Name = "registry", MountPath = builder.DockerConfigDir, ReadOnlyProperty = true },
         ];
         var volumes = new List<V1Volume>
