@@ -18,7 +18,7 @@ public sealed record HookContext(HookSettings Settings, ClusterGateway Cluster, 
     {
         var runner = await Cluster.ReadPodAsync(Settings.RunnerPodName, Cancel)
             ?? throw new HookException($"The runner pod '{Settings.RunnerPodName}' (ACTIONS_RUNNER_POD_NAME) does not exist in namespace '{Cluster.Namespace}'.");
-        return new PodPlacement(RunnerPod.From(runner), Settings.UseKubeScheduler);
+        return new PodPlacement(RunnerPod.From(runner), Settings.UseKubeScheduler, Settings.ClaimReadWriteMany);
     }
 
     /// <summary>Maps a runner-host path under `_work` to the job container's `/__w`.</summary>

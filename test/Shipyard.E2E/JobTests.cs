@@ -42,8 +42,9 @@ public sealed class JobTests(TestCluster cluster)
         Assert.Equal(cluster.Env["SHIPYARD_TEST_NODE"], pod.Spec.NodeName);
         Assert.Equal(job.RunnerPod, pod.Metadata.OwnerReferences.Single().Name);
         Assert.False(pod.Spec.AutomountServiceAccountToken);
-        // externals were copied to the work volume and are visible at /__e
-        Assert.True(File.Exists(Path.Combine(job.Work, "externals", "node20", "bin", "node")));
+        // /__e is mounted from the work volume, but no node build is copied until a step names one (ExternalsTests)
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(job.Work, "externals")));
+        Assert.Equal("mounted", await cluster.ExecAsync(pod.Metadata.Name, "job", "sh", "-c", "test -d /__e && printf mounted"));
     }
 
     [Fact]

@@ -32,6 +32,25 @@ public sealed class RealWorkflowTests(TestCluster cluster)
     }
 
     [Fact]
+    public async Task With_a_read_write_many_claim_the_scheduler_places_the_pods_preferring_the_runners_node()
+    {
+        await using var job = await RunnerJob.StartAsync(cluster);
+        job.Env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_CLAIM_READ_WRITE_MANY"] = "true";
+        var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)));
+        Assert.True(prepare.ExitCode == 0, prepare.ToString());
+        var pod = await cluster.Client.ReadNamespacedPodAsync(job.State!["jobPod"]!.GetValue<string>(), cluster.Namespace);
+        Assert.Null(pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution);
+        Assert.Equal(cluster.Env["SHIPYARD_TEST_NODE"], pod.Spec.Affinity.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution.Single().Preference.MatchFields.Single().Values.Single());
+        Assert.Equal(cluster.Env["SHIPYARD_TEST_NODE"], pod.Spec.NodeName); // set by the scheduler, not by Shipyard
+        var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "echo scheduled\n")));
+        Assert.True(step.ExitCode == 0, step.ToString());
+        var container = await job.RunAsync("run_container_step", ContainerStep(job, cluster.Busybox, null, [], ActionArgs("-c", "echo step-scheduled"), "sh"));
+        Assert.True(container.ExitCode == 0, container.ToString());
+        Assert.Contains("step-scheduled", container.Stdout);
+        Assert.Equal(0, (await job.RunAsync("cleanup_job", new JsonObject())).ExitCode);
+    }
+
+    [Fact]
     public async Task Objects_left_by_an_earlier_attempt_of_the_same_runner_are_replaced()
     {
         await using var job = await RunnerJob.StartAsync(cluster);

@@ -56,6 +56,26 @@ public class JobPodTests
         Assert.Equal(("metadata.name", "In", "node-7"), (field.Key, field.OperatorProperty, field.Values.Single()));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_read_write_many_work_volume_only_prefers_the_runners_node(bool kubeScheduler)
+    {
+        var placement = Placement with { UseKubeScheduler = kubeScheduler, SharedWorkVolume = true };
+        var (pod, _, _) = JobPod.Build(Container(), [], JobOptions(placement: placement));
+        Assert.Null(pod.Spec.NodeName);
+        Assert.Null(pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution);
+        var preferred = pod.Spec.Affinity.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution.Single();
+        Assert.Equal(100, preferred.Weight);
+        var field = preferred.Preference.MatchFields.Single();
+        Assert.Equal(("metadata.name", "In", "node-7"), (field.Key, field.OperatorProperty, field.Values.Single()));
+        // Step and builder pods mount the same volume and follow the same rule.
+        var step = new k8s.Models.V1PodSpec();
+        placement.Place(step);
+        Assert.Null(step.NodeName);
+        Assert.NotNull(step.Affinity.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution);
+    }
+
     [Fact]
     public void Services_are_named_from_their_images_uniquely_with_ports_and_entrypoints()
     {

@@ -26,6 +26,7 @@ public class SettingsTests
         Assert.Equal(BuilderKind.Kaniko, s.Builder);
         Assert.Equal(HookSettings.DefaultKanikoImage, s.BuilderImageOrDefault);
         Assert.Equal(ExternalsCopy.FirstUse, s.ExternalsCopy);
+        Assert.False(s.ClaimReadWriteMany);
     }
 
     [Fact]
@@ -49,6 +50,7 @@ public class SettingsTests
     [InlineData("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", "-5")]
     [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER", "docker")]
     [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_EXTERNALS_COPY", "lazy")]
+    [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_CLAIM_READ_WRITE_MANY", "rwx")]
     public void Bad_values_name_the_variable(string name, string value)
     {
         var env = Base();

@@ -96,7 +96,7 @@ public static class Doctor
 
         checks.AddRange(await PermissionChecksAsync(cluster, ct));
 
-        var placement = new PodPlacement(RunnerPod.From(runner), settings.UseKubeScheduler);
+        var placement = new PodPlacement(RunnerPod.From(runner), settings.UseKubeScheduler, settings.ClaimReadWriteMany);
         checks.AddRange(await AdmissionChecksAsync(cluster, settings, placement, template, ct));
 
         if ((settings.RegistryHost ?? settings.RegistryHostPush ?? settings.RegistryHostPull ?? settings.RegistrySecretName) is not null)

@@ -9,7 +9,8 @@ public sealed record RunnerPod(string Name, string Uid, string? NodeName)
 }
 
 /// <summary>What every pod Shipyard creates shares: owner, label, placement, no API token.</summary>
-public sealed record PodPlacement(RunnerPod Runner, bool UseKubeScheduler)
+/// <param name="SharedWorkVolume">The work claim is ReadWriteMany: pods may run on another node than the runner.</param>
+public sealed record PodPlacement(RunnerPod Runner, bool UseKubeScheduler, bool SharedWorkVolume = false)
 {
     public V1ObjectMeta Metadata(string name, string role) => new()
     {
@@ -25,25 +26,34 @@ public sealed record PodPlacement(RunnerPod Runner, bool UseKubeScheduler)
         BlockOwnerDeletion = false, Controller = false,
     };
 
-    /// <summary>Same node as the runner: the work volume is usually ReadWriteOnce.</summary>
+    /// <summary>
+    /// Same node as the runner: the work volume is usually ReadWriteOnce. A ReadWriteMany volume only prefers
+    /// the runner's node (its data is local there, as the scheduler sees it), so a full node does not hold the job.
+    /// </summary>
     public void Place(V1PodSpec spec)
     {
         if (Runner.NodeName is null) return;
+        var runnersNode = new V1NodeSelectorTerm
+        {
+            MatchFields = [new V1NodeSelectorRequirement { Key = "metadata.name", OperatorProperty = "In", Values = [Runner.NodeName] }],
+        };
+        if (SharedWorkVolume)
+        {
+            spec.Affinity = new V1Affinity
+            {
+                NodeAffinity = new V1NodeAffinity
+                {
+                    PreferredDuringSchedulingIgnoredDuringExecution = [new V1PreferredSchedulingTerm { Weight = 100, Preference = runnersNode }],
+                },
+            };
+            return;
+        }
         if (!UseKubeScheduler) { spec.NodeName = Runner.NodeName; return; }
         spec.Affinity = new V1Affinity
         {
             NodeAffinity = new V1NodeAffinity
             {
-                RequiredDuringSchedulingIgnoredDuringExecution = new V1NodeSelector
-                {
-                    NodeSelectorTerms =
-                    [
-                        new V1NodeSelectorTerm
-                        {
-                            MatchFields = [new V1NodeSelectorRequirement { Key = "metadata.name", OperatorProperty = "In", Values = [Runner.NodeName] }],
-                        },
-                    ],
-                },
+                RequiredDuringSchedulingIgnoredDuringExecution = new V1NodeSelector { NodeSelectorTerms = [runnersNode] },
             },
         };
     }

@@ -22,6 +22,8 @@ public sealed record HookSettings
     public required string ClaimName { get; init; }
     public string? TemplatePath { get; init; }
     public bool UseKubeScheduler { get; init; }
+    /// <summary>The work claim is ReadWriteMany: pods prefer the runner's node instead of being pinned to it.</summary>
+    public bool ClaimReadWriteMany { get; init; }
     public TimeSpan PrepareJobTimeout { get; init; } = TimeSpan.FromSeconds(600);
     /// <summary>The runner's `_work` directory on the runner host; the work PVC's root.</summary>
     public required string WorkDirectory { get; init; }
@@ -108,6 +110,7 @@ public sealed record HookSettings
             ClaimName = Get("ACTIONS_RUNNER_CLAIM_NAME") ?? $"{pod}-work",
             TemplatePath = Get("ACTIONS_RUNNER_CONTAINER_HOOK_TEMPLATE"),
             UseKubeScheduler = Flag("ACTIONS_RUNNER_USE_KUBE_SCHEDULER"),
+            ClaimReadWriteMany = Flag(Prefix + "CLAIM_READ_WRITE_MANY"),
             PrepareJobTimeout = Seconds("ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS", 600),
             WorkDirectory = work,
             ExternalsDirectory = Path.GetFullPath(Path.Combine(work, "..", "externals")),
