@@ -123,12 +123,7 @@ public static class Bench
 
         await Jitter();
         var sw = Stopwatch.StartNew();
-        await c.CreateNamespacedPodAsync(new V1Pod
-        {
-            Metadata = new V1ObjectMeta { Name = $"floor-pod-{i}" },
-            Spec = new V1PodSpec { NodeName = node, TerminationGracePeriodSeconds = 0, AutomountServiceAccountToken = false,
-                Containers = [new V1Container { Name = "job", Image = cluster.Debian, Command = ["tail", "-f", "/dev/null"] }] },
-        }, ns);
+        await c.CreateNamespacedPodAsync(BarePod(cluster, $"floor-pod-{i}"), ns);
         await WatchUntilAsync(cluster, $"floor-pod-{i}", p => p.Status?.Phase == "Running");
         result.Add(new("floor: bare pod start", sw.Elapsed.TotalSeconds));
 
@@ -150,12 +145,7 @@ public static class Bench
 
         await Jitter();
         sw.Restart();
-        await c.CreateNamespacedPodAsync(new V1Pod
-        {
-            Metadata = new V1ObjectMeta { Name = $"floor-run-{i}" },
-            Spec = new V1PodSpec { NodeName = node, RestartPolicy = "Never", AutomountServiceAccountToken = false,
-                Containers = [new V1Container { Name = "step", Image = cluster.Busybox, Command = ["sh", "-c", "true"] }] },
-        }, ns);
+        await c.CreateNamespacedPodAsync(RunToCompletionPod(cluster, $"floor-run-{i}"), ns);
         await WatchUntilAsync(cluster, $"floor-run-{i}", p => p.Status?.Phase is "Succeeded" or "Failed");
         using (var log = await c.ReadNamespacedPodLogAsync($"floor-run-{i}", ns)) await log.CopyToAsync(Stream.Null);
         result.Add(new("floor: run-to-completion pod", sw.Elapsed.TotalSeconds));
@@ -231,6 +221,22 @@ public static class Bench
         return result;
     }
 
+    /// <summary>The job image doing nothing, no volumes: the cluster's own pod start.</summary>
+    static V1Pod BarePod(LocalCluster cluster, string name) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = name },
+        Spec = new V1PodSpec { NodeName = cluster.Env["SHIPYARD_TEST_NODE"], TerminationGracePeriodSeconds = 0, AutomountServiceAccountToken = false,
+            Containers = [new V1Container { Name = "job", Image = cluster.Debian, Command = ["tail", "-f", "/dev/null"] }] },
+    };
+
+    /// <summary>A pod that runs `true` and ends, no volumes: the floor of a container step.</summary>
+    static V1Pod RunToCompletionPod(LocalCluster cluster, string name) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = name },
+        Spec = new V1PodSpec { NodeName = cluster.Env["SHIPYARD_TEST_NODE"], RestartPolicy = "Never", AutomountServiceAccountToken = false,
+            Containers = [new V1Container { Name = "step", Image = cluster.Busybox, Command = ["sh", "-c", "true"] }] },
+    };
+
     static V1Pod JobShapedPod(LocalCluster cluster, string name, string claim, string envSecret) => new()
     {
         Metadata = new V1ObjectMeta { Name = name },
@@ -301,18 +307,12 @@ public static class Bench
         var k = jobs.Length;
         var c = cluster.Client;
         var ns = cluster.Namespace;
-        var node = cluster.Env["SHIPYARD_TEST_NODE"];
         var seconds = new Dictionary<string, List<double>>();
         var sw = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
         {
             var t = Stopwatch.StartNew();
-            await c.CreateNamespacedPodAsync(new V1Pod
-            {
-                Metadata = new V1ObjectMeta { Name = $"floor-k-pod-{n}" },
-                Spec = new V1PodSpec { NodeName = node, TerminationGracePeriodSeconds = 0, AutomountServiceAccountToken = false,
-                    Containers = [new V1Container { Name = "job", Image = cluster.Debian, Command = ["tail", "-f", "/dev/null"] }] },
-            }, ns);
+            await c.CreateNamespacedPodAsync(BarePod(cluster, $"floor-k-pod-{n}"), ns);
             await WatchUntilAsync(cluster, $"floor-k-pod-{n}", p => p.Status?.Phase == "Running");
             Add(seconds, "floor: bare pod start", t.Elapsed.TotalSeconds);
         }));
@@ -338,12 +338,7 @@ public static class Bench
         await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
         {
             var t = Stopwatch.StartNew();
-            await c.CreateNamespacedPodAsync(new V1Pod
-            {
-                Metadata = new V1ObjectMeta { Name = $"floor-k-run-{n}" },
-                Spec = new V1PodSpec { NodeName = node, RestartPolicy = "Never", AutomountServiceAccountToken = false,
-                    Containers = [new V1Container { Name = "step", Image = cluster.Busybox, Command = ["sh", "-c", "true"] }] },
-            }, ns);
+            await c.CreateNamespacedPodAsync(RunToCompletionPod(cluster, $"floor-k-run-{n}"), ns);
             await WatchUntilAsync(cluster, $"floor-k-run-{n}", p => p.Status?.Phase is "Succeeded" or "Failed");
             using (var log = await c.ReadNamespacedPodLogAsync($"floor-k-run-{n}", ns)) await log.CopyToAsync(Stream.Null);
             Add(seconds, "floor: run-to-completion pod", t.Elapsed.TotalSeconds);

@@ -16,7 +16,7 @@ namespace Shipyard.E2E;
 public sealed class ExternalsTests(TestCluster cluster)
 {
     /// <summary>externals/ with the host's real node as node20 (plus npm as a link), stand-ins for node24 and node20_alpine.</summary>
-    string RunnerExternals()
+    string ExternalsTree()
     {
         var root = Path.Combine(cluster.Scratch, $"externals-{Guid.NewGuid():N}");
         var node20 = Path.Combine(root, "node20");
@@ -41,7 +41,7 @@ public sealed class ExternalsTests(TestCluster cluster)
     [Fact]
     public async Task A_node_build_reaches_the_job_container_when_a_step_first_names_it()
     {
-        await using var job = await RunnerJob.StartAsync(cluster, externals: RunnerExternals());
+        await using var job = await RunnerJob.StartAsync(cluster, externals: ExternalsTree());
         var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Debian)));
         Assert.True(prepare.ExitCode == 0, prepare.ToString());
         Assert.Empty(Copied(job)); // nothing copied at job start
@@ -80,7 +80,7 @@ public sealed class ExternalsTests(TestCluster cluster)
     [Fact]
     public async Task Every_build_is_copied_at_job_start_when_asked()
     {
-        await using var job = await RunnerJob.StartAsync(cluster, externals: RunnerExternals());
+        await using var job = await RunnerJob.StartAsync(cluster, externals: ExternalsTree());
         job.Env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_EXTERNALS_COPY"] = "all";
         var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Debian)));
         Assert.True(prepare.ExitCode == 0, prepare.ToString());

@@ -18,7 +18,7 @@ public sealed partial class ClusterGateway
     /// </summary>
     static void TrustOnlyApiServerCa(KubernetesClientConfiguration config, Action<string> debug)
     {
-        if (config.SkipTlsVerify || config.SslCaCerts is not { Count: > 0 } ca || !OperatingSystem.IsLinux()) return;
+        if (config.SkipTlsVerify || config.SslCaCerts is not { Count: > 0 } ca) return;
         try
         {
             var pem = new StringBuilder();

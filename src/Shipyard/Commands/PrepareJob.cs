@@ -34,10 +34,11 @@ public static class PrepareJob
         var servicePorts = services.Select(s => PortMapping.ResponsePorts(s.PortMappings)).ToList();
 
         // Node builds are copied when a step first names one (RunScriptStep), unless all are wanted up front.
-        ctx.Externals.CreateMountPoint();
+        var externals = ctx.Externals;
+        externals.CreateMountPoint();
         if (ctx.Settings.ExternalsCopy == ExternalsCopy.All)
-            foreach (var build in ctx.Externals.All())
-                if (ctx.Externals.EnsureCopied(build)) ctx.Log.Debug($"Copied the runner's externals/{build} to the work volume");
+            foreach (var build in externals.All())
+                if (externals.EnsureCopied(build)) ctx.Log.Debug($"Copied the runner's externals/{build} to the work volume");
 
         try
         {

@@ -60,8 +60,9 @@ public static class RunScriptStep
             var host = new FileInfo(ctx.Work.HostPath(a["/__w/".Length..]));
             if (host.Exists && host.Length <= 1 << 20) texts.Add(File.ReadAllText(host.FullName));
         }
-        foreach (var build in ctx.Externals.Referenced(texts))
-            if (ctx.Externals.EnsureCopied(build)) ctx.Log.Debug($"Copied the runner's externals/{build} to the work volume");
+        var externals = ctx.Externals;
+        foreach (var build in externals.Referenced(texts))
+            if (externals.EnsureCopied(build)) ctx.Log.Debug($"Copied the runner's externals/{build} to the work volume");
     }
 
     /// <summary>

@@ -11,21 +11,17 @@ namespace Shipyard.Images;
 /// </summary>
 public static class BuildContext
 {
-    static readonly EnumerationOptions Everything = new() { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false };
-
     /// <summary>The context entries docker would send, in ordinal path order (the Dockerfile is handled by the caller).</summary>
     static List<(string Rel, FileSystemInfo Entry)> Included(string contextDir)
     {
         var ignore = DockerIgnore.Load(contextDir);
-        var entries = new DirectoryInfo(contextDir).EnumerateFileSystemInfos("*", Everything)
+        var entries = new DirectoryInfo(contextDir).EnumerateFileSystemInfos("*", FileTree.Everything)
             .Select(e => (Rel: Path.GetRelativePath(contextDir, e.FullName).Replace('\\', '/'), Entry: e))
             .Where(e => !ignore.Excludes(e.Rel)).ToList();
         // Ordinal order: nothing depends on the order the file system lists entries in.
         entries.Sort((a, b) => string.CompareOrdinal(a.Rel, b.Rel));
         return entries;
     }
-
-    static bool IsLink(FileSystemInfo e) => e.Attributes.HasFlag(FileAttributes.ReparsePoint) && e.LinkTarget is not null;
 
     public static string Hash(string contextDir, string dockerfileName, string builderIdentity)
     {
@@ -41,7 +37,7 @@ public static class BuildContext
         foreach (var (rel, entry) in entries)
         {
             var mode = Convert.ToString((int)entry.UnixFileMode, 8);
-            var line = IsLink(entry) ? $"l {mode} {entry.LinkTarget}"
+            var line = FileTree.IsLink(entry) ? $"l {mode} {entry.LinkTarget}"
                 : entry is DirectoryInfo ? $"d {mode}"
                 : $"f {mode} {Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(entry.FullName)))}";
             sb.Append(rel).Append('\0').Append(line).Append('\n');
@@ -57,14 +53,7 @@ public static class BuildContext
     public static void Stage(string contextDir, string dockerfileName, string context, string dockerfileDir)
     {
         Directory.CreateDirectory(context);
-        foreach (var (rel, entry) in Included(contextDir))
-        {
-            var to = Path.Combine(context, rel);
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            if (IsLink(entry)) File.CreateSymbolicLink(to, entry.LinkTarget!);
-            else if (entry is DirectoryInfo) { Directory.CreateDirectory(to); File.SetUnixFileMode(to, entry.UnixFileMode); }
-            else File.Copy(entry.FullName, to);
-        }
+        foreach (var (rel, entry) in Included(contextDir)) FileTree.CopyEntry(entry, Path.Combine(context, rel));
         Directory.CreateDirectory(dockerfileDir);
         File.Copy(Path.Combine(contextDir, dockerfileName), Path.Combine(dockerfileDir, Path.GetFileName(dockerfileName)));
     }

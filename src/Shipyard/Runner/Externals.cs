@@ -61,8 +61,6 @@ public sealed partial class Externals(string source, string target)
         return true;
     }
 
-    static readonly EnumerationOptions Everything = new() { RecurseSubdirectories = true, AttributesToSkip = 0 };
-
     /// <summary>Paths, sizes, modification times and link targets of a tree; read on every step that names the build, so kept cheap.</summary>
     public static string Fingerprint(string root)
     {
@@ -72,23 +70,18 @@ public sealed partial class Externals(string source, string target)
             var isLink = (e.Attributes & FileAttributes.ReparsePoint) != 0;
             return isLink ? $"{path}\0->{new FileInfo(path).LinkTarget}"
                 : e.IsDirectory ? path : $"{path}\0{e.Length}\0{e.LastWriteTimeUtc.Ticks}";
-        }, Everything).ToList();
+        }, FileTree.Everything).ToList();
         entries.Sort(StringComparer.Ordinal);
         var sb = new StringBuilder();
         foreach (var entry in entries) sb.Append(entry, root.Length, entry.Length - root.Length).Append('\n');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
     }
 
-    /// <summary>Directories, files (with their mode bits) and symlinks as links, as the runner's tarball has them.</summary>
     static void CopyTree(string source, string target)
     {
         Directory.CreateDirectory(target);
-        foreach (var e in new DirectoryInfo(source).EnumerateFileSystemInfos("*", Everything).OrderBy(e => e.FullName, StringComparer.Ordinal))
-        {
-            var to = Path.Combine(target, Path.GetRelativePath(source, e.FullName));
-            if (e.Attributes.HasFlag(FileAttributes.ReparsePoint) && e.LinkTarget is { } link) File.CreateSymbolicLink(to, link);
-            else if (e is DirectoryInfo) Directory.CreateDirectory(to);
-            else File.Copy(e.FullName, to);
-        }
+        // Ordinal path order: a directory before what it holds.
+        foreach (var e in new DirectoryInfo(source).EnumerateFileSystemInfos("*", FileTree.Everything).OrderBy(e => e.FullName, StringComparer.Ordinal))
+            FileTree.CopyEntry(e, Path.Combine(target, Path.GetRelativePath(source, e.FullName)));
     }
 }
