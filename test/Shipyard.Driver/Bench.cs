@@ -97,7 +97,7 @@ public static class Bench
     {
         var dir = Path.Combine(job.Work, "_actions", owner, "bench-action", "v1");
         Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "Dockerfile"), $"FROM {job.Cluster.PushHost}/busybox:test\nCOPY nonce.txt /nonce.txt\nRUN cat /nonce.txt\nENTRYPOINT [\"true\"]\n");
+        File.WriteAllText(Path.Combine(dir, "Dockerfile"), $"FROM {job.Cluster.AnonHost}/busybox:test\nCOPY nonce.txt /nonce.txt\nRUN cat /nonce.txt\nENTRYPOINT [\"true\"]\n");
         File.WriteAllText(Path.Combine(dir, "nonce.txt"), nonce);
         return Path.Combine(dir, "Dockerfile");
     }

@@ -59,7 +59,7 @@ public static class Demo
             var dir = Path.Combine(job.Work, "_actions", "shipyard-demo", "hello-docker-action", "v1");
             Directory.CreateDirectory(dir);
             await File.WriteAllTextAsync(Path.Combine(dir, "Dockerfile"),
-                $"FROM {cluster.PushHost}/busybox:test\nCOPY entrypoint.sh /entrypoint.sh\nRUN chmod +x /entrypoint.sh\nENTRYPOINT [\"/entrypoint.sh\"]\n");
+                $"FROM {cluster.AnonHost}/busybox:test\nCOPY entrypoint.sh /entrypoint.sh\nRUN chmod +x /entrypoint.sh\nENTRYPOINT [\"/entrypoint.sh\"]\n");
             await File.WriteAllTextAsync(Path.Combine(dir, "entrypoint.sh"),
                 "#!/bin/sh\necho \"Hello $1, from a Dockerfile action built inside the cluster\"\necho \"greeting=Hello $1\" >> \"$GITHUB_OUTPUT\"\n");
             var docker = await Step("Run shipyard-demo/hello-docker-action@v1 (Dockerfile action)", "Dockerfile action", "run_container_step",

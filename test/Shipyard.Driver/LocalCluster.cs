@@ -22,6 +22,8 @@ public class LocalCluster
 
     public string PushHost => Env["SHIPYARD_TEST_REGISTRY_PUSH"];
     public string PullHost => Env["SHIPYARD_TEST_REGISTRY_PULL"];
+    /// <summary>The registry's storage read-only and without auth: base images as public ones are pulled.</summary>
+    public string AnonHost => Env["SHIPYARD_TEST_REGISTRY_ANON"];
     public string Busybox => Env["SHIPYARD_TEST_IMAGE_BUSYBOX"];
     public string Debian => Env["SHIPYARD_TEST_IMAGE_DEBIAN"];
     public string KanikoImage => Env["SHIPYARD_TEST_IMAGE_KANIKO"];
@@ -65,10 +67,10 @@ public class LocalCluster
     }
 
     /// <summary>A `kubernetes.io/dockerconfigjson` Secret for both registry addresses, plus the registry CA.</summary>
-    public async Task<string> CreateRegistrySecretAsync(string name, bool withCa = true)
+    public async Task<string> CreateRegistrySecretAsync(string name, bool withCa = true, string? password = null)
     {
         var user = Env["SHIPYARD_TEST_REGISTRY_USER"];
-        var pass = Env["SHIPYARD_TEST_REGISTRY_PASSWORD"];
+        var pass = password ?? Env["SHIPYARD_TEST_REGISTRY_PASSWORD"];
         var auth = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{pass}"));
         System.Text.Json.Nodes.JsonObject Entry() => new() { ["username"] = user, ["password"] = pass, ["auth"] = auth };
         var json = new System.Text.Json.Nodes.JsonObject

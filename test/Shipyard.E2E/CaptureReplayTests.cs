@@ -71,6 +71,8 @@ public sealed class CaptureReplayTests(TestCluster cluster)
         job.Env[Prefix + "REGISTRY_HOST_PUSH"] = cluster.PushHost + "/captures";
         job.Env[Prefix + "REGISTRY_HOST_PULL"] = cluster.PullHost + "/captures";
         job.Env[Prefix + "REGISTRY_SECRET_NAME"] = secret;
+        // The captured action builds FROM the same private registry: the builder gets a base-image login of its own.
+        job.Env[Prefix + "BUILDER_SECRET_NAME"] = await cluster.CreateRegistrySecretAsync($"{job.RunnerPod}-base-login", withCa: false);
         job.Env[Prefix + "BUILDER_IMAGE"] = cluster.KanikoImage;
         var calls = await CaptureReplay.RunAsync(job, "local-dockerfile-action.jsonl", new Dictionary<string, string>
         {

@@ -30,7 +30,7 @@ public sealed class DockerfileActionTests(TestCluster cluster)
         var dir = Path.Combine(job.Work, "_actions", owner, "hello-action", "v1");
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "Dockerfile"), $"""
-            FROM {cluster.PushHost}/busybox:test
+            FROM {cluster.AnonHost}/busybox:test
             COPY . /action
             {run}
             ENTRYPOINT ["/action/entrypoint.sh"]
@@ -81,10 +81,19 @@ public sealed class DockerfileActionTests(TestCluster cluster)
 
         var builder = Assert.Single(recorder.Created(first.RunnerPod, "builder"));
         var builderArgs = builder.Spec.Containers[0].Args;
-        Assert.Contains(builderArgs, a => a.StartsWith($"--destination={cluster.PushHost}/actions/acme-hello-action:"));
-        Assert.Contains("--digest-file=/dev/termination-log", builderArgs);
+        // The builder writes an OCI layout and pushes nothing; Shipyard pushes, so the pod holds no Secret at all.
+        Assert.Contains("--no-push", builderArgs);
+        Assert.Contains("--oci-layout-path=/shipyard/out", builderArgs);
+        Assert.DoesNotContain(builderArgs, a => a.StartsWith("--destination"));
+        Assert.DoesNotContain(builder.Spec.Volumes, v => v.Secret is not null || v.Projected is not null);
+        Assert.Contains(builderArgs, a => a.StartsWith("--label=dev.shipyard.content-hash="));
+        Assert.Contains($"Pushed {cluster.PushHost}/actions/acme-hello-action:", run.Stdout);
         Assert.NotEqual(true, builder.Spec.Containers[0].SecurityContext?.Privileged);
         Assert.False(builder.Spec.AutomountServiceAccountToken);
+        // Bounded: on the runner's architecture, within the build timeout on the server too, with requests and limits.
+        Assert.Equal("amd64", builder.Spec.NodeSelector["kubernetes.io/arch"]);
+        Assert.Equal(3600, builder.Spec.ActiveDeadlineSeconds);
+        Assert.Equal("4Gi", builder.Spec.Containers[0].Resources.Limits["memory"].ToString());
         var stepImage = Assert.Single(recorder.Created(first.RunnerPod, "step")).Spec.Containers[0].Image;
         Assert.StartsWith($"{cluster.PullHost}/actions/acme-hello-action@sha256:", stepImage);
         // the builder pod is gone after the build
@@ -158,7 +167,7 @@ public sealed class DockerfileActionTests(TestCluster cluster)
         // The most common line of JavaScript actions, a re-include, and the Dockerfile itself left out of COPY.
         File.WriteAllText(Path.Combine(dir, ".dockerignore"), "**/node_modules\nsecret.txt\n*.md\n**/*.md\n!src/keep.md\nDockerfile\n");
         File.WriteAllText(Path.Combine(dir, "Dockerfile"), $"""
-            FROM {cluster.PushHost}/busybox:test
+            FROM {cluster.AnonHost}/busybox:test
             COPY . /ctx
             ENTRYPOINT ["sh", "-c", "cd /ctx && find . | sort && ls -l src/index.js"]
             """);
@@ -218,5 +227,125 @@ public sealed class DockerfileActionTests(TestCluster cluster)
         var builder = Assert.Single(recorder.Created(job.RunnerPod, "builder"));
         Assert.Equal("Unconfined", builder.Spec.SecurityContext?.SeccompProfile?.Type);
         Assert.NotEqual(true, builder.Spec.Containers[0].SecurityContext?.Privileged);
+    }
+
+    [Theory]
+    [InlineData("kaniko")]
+    [InlineData("buildah")]
+    public async Task A_RUN_line_finds_no_registry_credential_and_the_image_is_still_pushed_and_run_by_digest(string builderKind)
+    {
+        await using var recorder = await PodRecorder.StartAsync(cluster);
+        await using var job = await JobWithRegistryAsync(builderKind);
+        var password = cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"];
+        var basic = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{cluster.Env["SHIPYARD_TEST_REGISTRY_USER"]}:{password}"));
+        var dir = Path.Combine(job.Work, "_actions", "thief", "steal-action", "v1");
+        Directory.CreateDirectory(dir);
+        // The secret is searched for in halves joined by the shell, so the Dockerfile itself never holds it.
+        File.WriteAllText(Path.Combine(dir, "Dockerfile"), $$"""
+            FROM {{cluster.AnonHost}}/busybox:test
+            RUN a='{{password[..8]}}'; b='{{password[8..]}}'; c='{{basic[..8]}}'; d='{{basic[8..]}}'; \
+                find / \( -path /proc -o -path /sys \) -prune -o -print > /tmp/seen; \
+                echo "searched $(wc -l < /tmp/seen) paths"; env | sort; ls -la /kaniko/.docker /shipyard 2>&1; \
+                if env | grep -q -F -e "$a$b" -e "$c$d"; then echo "STOLEN from env"; fi; \
+                find / \( -path /proc -o -path /sys \) -prune -o -type f -exec grep -l -s -F -e "$a$b" -e "$c$d" {} + > /tmp/found; \
+                if [ -s /tmp/found ]; then echo "STOLEN from files: $(cat /tmp/found)"; fi; \
+                echo "builder root: $(ls -A /proc/1/root/ 2>&1 | tr '\n' ' ')"; ls -la /proc/1/root/kaniko/.docker /proc/1/root/shipyard/registry 2>&1; \
+                if grep -r -l -s -F -e "$a$b" -e "$c$d" /proc/1/root/kaniko /proc/1/root/shipyard /proc/1/root/workspace /proc/1/root/run/secrets; then echo "STOLEN from the builder"; fi; \
+                echo search-done
+            ENTRYPOINT ["sh", "-c", "echo ran-by-digest"]
+            """);
+        var run = await job.RunAsync("run_container_step", ContainerStep(job, null, Path.Combine(dir, "Dockerfile"), new()));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("search-done", run.Stdout);
+        Assert.Matches(@"searched [0-9]{3,} paths", run.Stdout);
+        Assert.DoesNotContain("STOLEN", run.Stdout);
+        Assert.DoesNotContain(password, run.Stdout + run.Stderr);
+        Assert.Contains("ran-by-digest", run.Stdout);
+        var builder = Assert.Single(recorder.Created(job.RunnerPod, "builder"));
+        Assert.DoesNotContain(builder.Spec.Volumes, v => v.Secret is not null || v.Projected is not null);
+        Assert.DoesNotContain(builder.Spec.Containers[0].Env ?? [], e => e.ValueFrom is not null);
+        var image = Assert.Single(recorder.Created(job.RunnerPod, "step")).Spec.Containers[0].Image;
+        Assert.Matches($"^{System.Text.RegularExpressions.Regex.Escape(cluster.PullHost)}/actions/thief-steal-action@sha256:[0-9a-f]{{64}}$", image);
+        // The digest is the one Shipyard pushed and printed.
+        Assert.Contains(image[(image.IndexOf('@') + 1)..], run.Stdout);
+        Assert.Empty(Directory.EnumerateDirectories(Path.Combine(job.Work, "_temp"), "shipyard-build-*"));
+    }
+
+    [Fact]
+    public async Task A_foreign_image_under_the_computed_tag_is_rebuilt_with_a_warning()
+    {
+        await using var recorder = await PodRecorder.StartAsync(cluster);
+        await using var job = await JobWithRegistryAsync();
+        var nonce = Guid.NewGuid().ToString("N");
+        var dockerfile = WriteAction(job, "foreign", nonce);
+        var (first, _) = await RunActionAsync(job, dockerfile);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        var tag = System.Text.RegularExpressions.Regex.Match(first.Stdout, @"Pushed [^ ]+/actions/foreign-hello-action:([0-9a-f]+) ").Groups[1].Value;
+        Assert.NotEmpty(tag);
+
+        // Someone with push rights puts another image under that tag.
+        var config = Path.Combine(cluster.Scratch, "docker-" + nonce);
+        Directory.CreateDirectory(config);
+        var target = $"{cluster.PullHost}/actions/foreign-hello-action:{tag}";
+        await Docker(config, $"login -u {cluster.Env["SHIPYARD_TEST_REGISTRY_USER"]} --password-stdin {cluster.PullHost}", cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"]);
+        await Docker(config, $"tag {cluster.Busybox} {target}");
+        await Docker(config, $"push -q {target}");
+        await Docker(config, $"rmi {target}");
+
+        var (again, output) = await RunActionAsync(job, dockerfile, "again");
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Contains($"foreign-hello-action:{tag} holds an image Shipyard did not build for this content", again.Stdout);
+        Assert.Contains("::warning::", again.Stdout);
+        Assert.Equal(2, recorder.Created(job.RunnerPod, "builder").Count);
+        Assert.Equal($"greeting=hello again from {nonce}\n", output);
+    }
+
+    static async Task Docker(string config, string args, string? stdin = null)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("docker", $"--config {config} {args}") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
+        p.StandardInput.Close();
+        var err = p.StandardError.ReadToEndAsync();
+        await p.StandardOutput.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        Assert.True(p.ExitCode == 0, $"docker {args}: {await err}");
+    }
+
+    [Fact]
+    public async Task A_wrong_registry_password_fails_in_seconds_with_one_line_naming_the_host_and_status()
+    {
+        await using var recorder = await PodRecorder.StartAsync(cluster);
+        await using var job = await RunnerJob.StartAsync(cluster);
+        job.Env[Prefix + "REGISTRY_HOST_PUSH"] = cluster.PushHost + "/actions";
+        job.Env[Prefix + "REGISTRY_HOST_PULL"] = cluster.PullHost + "/actions";
+        job.Env[Prefix + "REGISTRY_SECRET_NAME"] = await cluster.CreateRegistrySecretAsync($"{job.RunnerPod}-bad-login", password: "not-the-password-x1");
+        job.Env[Prefix + "BUILDER_IMAGE"] = cluster.KanikoImage;
+        Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)))).ExitCode);
+        var started = DateTime.UtcNow;
+        var (run, _) = await RunActionAsync(job, WriteAction(job, "badlogin", Guid.NewGuid().ToString("N")));
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(15), $"took {DateTime.UtcNow - started}");
+        var error = Assert.Single(run.ErrorLines);
+        Assert.Contains($"authentication failed on the push host {cluster.PushHost} (401 Unauthorized)", error);
+        Assert.DoesNotContain("not-the-password-x1", run.Stdout.Replace("::add-mask::not-the-password-x1", "") + run.Stderr);
+        Assert.Empty(recorder.Created(job.RunnerPod, "builder"));
+        Assert.Empty(Directory.EnumerateDirectories(Path.Combine(job.Work, "_temp"), "shipyard-build-*"));
+    }
+
+    [Fact]
+    public async Task An_unreachable_registry_fails_with_one_line_and_builds_nothing()
+    {
+        await using var recorder = await PodRecorder.StartAsync(cluster);
+        await using var job = await RunnerJob.StartAsync(cluster);
+        job.Env[Prefix + "REGISTRY_HOST"] = "127.0.0.1:1/actions"; // nothing listens there
+        job.Env[Prefix + "REGISTRY_SECRET_NAME"] = await cluster.CreateRegistrySecretAsync($"{job.RunnerPod}-registry-login");
+        job.Env[Prefix + "BUILDER_IMAGE"] = cluster.KanikoImage;
+        Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)))).ExitCode);
+        var (run, _) = await RunActionAsync(job, WriteAction(job, "unreachable", Guid.NewGuid().ToString("N")));
+        Assert.NotEqual(0, run.ExitCode);
+        var error = Assert.Single(run.ErrorLines);
+        Assert.Contains("Cannot reach the push host 127.0.0.1:1", error);
+        Assert.Empty(recorder.Created(job.RunnerPod, "builder"));
     }
 }

@@ -38,7 +38,7 @@ public sealed class RbacTests(TestCluster cluster)
 
         var dir = Path.Combine(job.Work, "_actions", "rbac", "act", "v1");
         Directory.CreateDirectory(dir);
-        await File.WriteAllTextAsync(Path.Combine(dir, "Dockerfile"), $"FROM {cluster.PushHost}/busybox:test\nRUN echo {Guid.NewGuid():N} > /id\nENTRYPOINT [\"sh\", \"-c\", \"echo built=yes >> $GITHUB_OUTPUT\"]\n");
+        await File.WriteAllTextAsync(Path.Combine(dir, "Dockerfile"), $"FROM {cluster.AnonHost}/busybox:test\nRUN echo {Guid.NewGuid():N} > /id\nENTRYPOINT [\"sh\", \"-c\", \"echo built=yes >> $GITHUB_OUTPUT\"]\n");
         var built = await job.RunAsync("run_container_step", ContainerStep(job, null, Path.Combine(dir, "Dockerfile"),
             new() { ["GITHUB_OUTPUT"] = "/github/file_commands/" + Path.GetFileName(files.Output) }));
         Assert.True(built.ExitCode == 0, built.ToString());

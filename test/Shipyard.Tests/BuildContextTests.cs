@@ -26,7 +26,7 @@ public sealed class BuildContextTests : IDisposable
         (".dockerignore", "docs/\n*.md\n!KEEP.md\n"), ("docs/guide.txt", "ignored"), ("README.md", "ignored"), ("KEEP.md", "kept"),
     ];
 
-    static string Hash(string dir, string builder = "kaniko img:1") => BuildContext.Hash(dir, "Dockerfile", builder);
+    static string Hash(string dir, string builder = "kaniko img:1", string platform = "linux/amd64") => BuildContext.Hash(dir, "Dockerfile", builder, platform);
 
     [Fact]
     public void Same_content_written_in_another_order_hashes_the_same()

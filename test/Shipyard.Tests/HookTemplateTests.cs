@@ -1,3 +1,4 @@
+using k8s.Models;
 using Shipyard.Images;
 using Shipyard.Pods;
 using static Shipyard.Tests.Fixtures;
@@ -89,14 +90,40 @@ public class HookTemplateTests
     public void Builder_pod_takes_only_metadata_and_scheduling()
     {
         var builder = new KanikoBuilder("kaniko:1");
-        var pod = BuilderPod.Build(builder, new BuildSpec("r/x:1", "Dockerfile", "r", null, false, false),
-            new BuilderPodOptions("b", Placement, Work, "_actions/a/b/v1", "reg", false));
+        var pod = BuilderPod.Build(builder, new BuildSpec("Dockerfile", new Dictionary<string, string>(), null, [], null, false),
+            new BuilderPodOptions("b", Placement, Work, "_actions/a/b/v1", null, false, "amd64", Bounded, TimeSpan.FromHours(1)));
         pod = Parse().ApplyToBuilderPod(pod);
         Assert.Equal("platform", pod.Metadata.Labels["team"]);
         Assert.Equal("ci", pod.Spec.NodeSelector["pool"]);
         Assert.Null(pod.Spec.SecurityContext);
         Assert.Equal(["builder"], pod.Spec.Containers.Select(c => c.Name));
-        Assert.Null(pod.Spec.Containers[0].Resources);
+        // `$job`'s resources are the job container's; the builder keeps the settings' bounds.
+        Assert.Equal("2Gi", pod.Spec.Containers[0].Resources.Limits["memory"].ToString());
+    }
+
+    static readonly V1ResourceRequirements Bounded = new() { Limits = new Dictionary<string, ResourceQuantity> { ["memory"] = new("2Gi") } };
+
+    [Fact]
+    public void A_builder_container_in_the_template_sets_the_builder_resources_and_nothing_else()
+    {
+        var template = HookTemplate.Parse("""
+            spec:
+              containers:
+                - name: $builder
+                  resources: {requests: {cpu: "2"}, limits: {memory: 8Gi}}
+                  securityContext: {privileged: false, runAsUser: 0}
+                  env: [{name: X, value: y}]
+            """, "t.yaml");
+        var pod = BuilderPod.Build(new KanikoBuilder("k:1"), new BuildSpec("Dockerfile", new Dictionary<string, string>(), null, [], null, false),
+            new BuilderPodOptions("b", Placement, Work, "s", null, false, "amd64", Bounded, TimeSpan.FromHours(1)));
+        pod = template.ApplyToBuilderPod(pod);
+        Assert.Equal("8Gi", pod.Spec.Containers[0].Resources.Limits["memory"].ToString());
+        Assert.Equal("2", pod.Spec.Containers[0].Resources.Requests["cpu"].ToString());
+        Assert.Null(pod.Spec.Containers[0].SecurityContext.RunAsUser);
+        Assert.DoesNotContain(pod.Spec.Containers[0].Env, e => e.Name == "X");
+        // The job pod does not take `$builder` for a service or a sidecar.
+        var job = template.ApplyToJobPod(JobPod.Build(Container(), [], JobOptions()).Pod, []);
+        Assert.Equal(["job"], job.Spec.Containers.Select(c => c.Name));
     }
 
     [Theory]

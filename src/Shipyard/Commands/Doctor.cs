@@ -158,9 +158,10 @@ public static class Doctor
             pods.Add(("builder pod", () =>
             {
                 var builder = DockerfileAction.BuilderFor(settings);
-                var spec = new BuildSpec($"{settings.RegistryHostPush ?? settings.RegistryHost}/shipyard-doctor:check", "Dockerfile",
-                    DockerConfig.Authority(settings.RegistryHostPush ?? settings.RegistryHost ?? "registry"), null, false, settings.RegistryInsecure);
-                var pod = BuilderPod.Build(builder, spec, new BuilderPodOptions(Names.PerStep(settings.RunnerPodName, "doctor"), placement, work, "_temp/shipyard-build-doctor", settings.RegistrySecretName, false));
+                var spec = new BuildSpec("Dockerfile", new Dictionary<string, string> { [DockerfileAction.ContentHashLabel] = "doctor" }, null, [],
+                    settings.RegistryInsecure ? DockerConfig.Authority(settings.RegistryHostPush ?? settings.RegistryHost ?? "registry") : null, settings.BuilderSecretName is not null);
+                var pod = BuilderPod.Build(builder, spec, new BuilderPodOptions(Names.PerStep(settings.RunnerPodName, "doctor"), placement, work, "_temp/shipyard-build-doctor",
+                    settings.BuilderSecretName, false, DockerfileAction.Architecture, DockerfileAction.BuilderResources(settings), settings.BuildTimeout));
                 return template is null ? pod : template.ApplyToBuilderPod(pod);
             }));
         var results = new List<CheckResult>();
@@ -202,13 +203,13 @@ public static class Doctor
             ? new("registry secret", CheckStatus.Ok, $"{registry.SecretName} has credentials for {string.Join(" and ", hosts)}")
             : new("registry secret", CheckStatus.Fail, $"{registry.SecretName} has no credentials for {string.Join(" and ", missing)}", "add an `auths` entry for each registry name"));
 
-        X509Certificate2? ca = null;
+        X509Certificate2Collection? ca = null;
         if (secret.Data.TryGetValue("ca.crt", out var caPem))
         {
             try
             {
-                ca = X509Certificate2.CreateFromPem(Encoding.UTF8.GetString(caPem));
-                results.Add(new("registry CA", CheckStatus.Ok, $"ca.crt: {ca.Subject}, valid until {ca.NotAfter:yyyy-MM-dd}"));
+                ca = RegistryClient.ParseCa(caPem);
+                results.Add(new("registry CA", CheckStatus.Ok, string.Join("; ", ca.Select(c => $"ca.crt: {c.Subject}, valid until {c.NotAfter:yyyy-MM-dd}"))));
             }
             catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException)
             {
@@ -216,11 +217,11 @@ public static class Doctor
             }
         }
 
-        using var client = new RegistryClient(pushLogin, ca, registry.Insecure, TimeSpan.FromSeconds(5));
+        using var client = new RegistryClient(pushAuthority, pushLogin, ca, registry.Insecure, TimeSpan.FromSeconds(5), DockerConfig.Authorities(config), "push host");
         var repoPath = $"{registry.PushHost}/shipyard-doctor"[(pushAuthority.Length + 1)..];
         try
         {
-            var status = await client.PingAsync(pushAuthority, repoPath, ct);
+            var status = await client.PingAsync(repoPath, ct);
             results.Add(status == HttpStatusCode.OK
                 ? new("registry push host", CheckStatus.Ok, $"{pushAuthority} answers /v2/ over {(registry.Insecure ? "HTTP" : "TLS")} with the Secret's login")
                 : new("registry push host", CheckStatus.Fail, status == HttpStatusCode.Unauthorized
@@ -228,11 +229,15 @@ public static class Doctor
                     : $"{pushAuthority} answers /v2/ with {(int)status} {status}", status == HttpStatusCode.Unauthorized ? $"fix the credentials for {pushAuthority} in {registry.SecretName}" : "check the registry"));
             if (status == HttpStatusCode.OK)
             {
-                var (allowed, detail) = await client.OpenAndCancelUploadAsync(pushAuthority, repoPath, ct);
+                var (allowed, detail) = await client.OpenAndCancelUploadAsync(repoPath, ct);
                 results.Add(allowed
                     ? new("registry push rights", CheckStatus.Ok, $"{pushAuthority}/{repoPath}: {detail}")
                     : new("registry push rights", CheckStatus.Fail, $"cannot push to {pushAuthority}/{repoPath}: {detail}", "give the Secret's login push rights on the registry path"));
             }
+        }
+        catch (RegistryAuthenticationException e)
+        {
+            results.Add(new("registry push host", CheckStatus.Fail, e.Message, $"fix the credentials for {pushAuthority} in {registry.SecretName}"));
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Security.Authentication.AuthenticationException)
         {

@@ -23,7 +23,8 @@ public static class BuildContext
         return entries;
     }
 
-    public static string Hash(string contextDir, string dockerfileName, string builderIdentity)
+    /// <param name="platform">`linux/amd64`: one image per platform, so a mixed cluster never runs another architecture's build.</param>
+    public static string Hash(string contextDir, string dockerfileName, string builderIdentity, string platform)
     {
         var entries = Included(contextDir);
         // The Dockerfile counts even when `.dockerignore` names it: docker still sends it to build from.
@@ -33,7 +34,7 @@ public static class BuildContext
             entries.Sort((a, b) => string.CompareOrdinal(a.Rel, b.Rel));
         }
         var sb = new StringBuilder();
-        sb.Append("shipyard-build-v1\n").Append(builderIdentity).Append('\n').Append(dockerfileName).Append('\n');
+        sb.Append("shipyard-build-v2\n").Append(builderIdentity).Append('\n').Append(platform).Append('\n').Append(dockerfileName).Append('\n');
         foreach (var (rel, entry) in entries)
         {
             var mode = Convert.ToString((int)entry.UnixFileMode, 8);

@@ -5,38 +5,48 @@ namespace Shipyard.Images;
 /// <summary>
 /// buildah with chroot isolation and vfs storage: unprivileged, but its chroot/mount calls need
 /// `seccompProfile: Unconfined`, which the pod requests itself (allowed on Privileged-level namespaces only).
-/// `--format docker` keeps what the OCI format drops (HEALTHCHECK, ONBUILD, SHELL), as docker does.
+/// `--format docker` keeps what the OCI format drops (HEALTHCHECK, ONBUILD, SHELL), as docker does; the image
+/// goes out through `dir:`, which keeps that manifest as it is (`oci:` would convert it back).
 /// </summary>
 public sealed class BuildahBuilder(string image) : IImageBuilder
 {
     public string Identity => $"buildah {image}";
     public string DockerConfigDir => "/shipyard/registry";
     public V1PodSecurityContext? PodSecurityContext => new() { SeccompProfile = new V1SeccompProfile { Type = "Unconfined" } };
+    public IReadOnlyList<string> OutputDirectories => [];
 
-    // Arguments reach the script as "$@"-style positionals, never spliced into shell text.
+    // Arguments reach the script as positionals, never spliced into shell text.
     const string Script = """
         set -eu
-        dest=$1 dockerfile=$2 tls=$3 certs=$4
-        set -- --storage-driver vfs
-        buildah "$@" build --isolation chroot --format docker --authfile "$DOCKER_CONFIG/config.json" --tls-verify="$tls" $certs \
-          -f "$dockerfile" -t "$dest" /workspace
-        buildah "$@" push --authfile "$DOCKER_CONFIG/config.json" --tls-verify="$tls" $certs \
-          --digestfile /dev/termination-log "$dest" "docker://$dest"
+        dockerfile=$1 out=$2 tls=$3 certs=$4; shift 4
+        auth=; [ -f "$DOCKER_CONFIG/config.json" ] && auth="--authfile=$DOCKER_CONFIG/config.json"
+        buildah --storage-driver vfs build --isolation chroot --format docker $auth --tls-verify="$tls" $certs "$@" \
+          -f "$dockerfile" -t shipyard-build /workspace
+        buildah --storage-driver vfs push --format v2s2 shipyard-build "dir:$out"
         """;
 
-    public V1Container Container(BuildSpec spec) => new()
+    public V1Container Container(BuildSpec spec)
     {
-        Name = Names.BuilderContainer,
-        Image = image,
-        Command = ["sh", "-c", Script, "buildah-build", spec.Destination, spec.DockerfilePath,
-                   spec.Insecure ? "false" : "true", spec.HasCa ? $"--cert-dir={BuildSpec.CaDir}" : ""],
-        Env =
-        [
-            new V1EnvVar { Name = "DOCKER_CONFIG", Value = DockerConfigDir },
-            new V1EnvVar { Name = "BUILDAH_ISOLATION", Value = "chroot" },
-            new V1EnvVar { Name = "STORAGE_DRIVER", Value = "vfs" },
-        ],
-        TerminationMessagePolicy = "File",
-        SecurityContext = new V1SecurityContext { Privileged = false },
-    };
+        var command = new List<string>
+        {
+            "sh", "-c", Script, "buildah-build", spec.DockerfilePath, BuildSpec.OutputDir,
+            spec.InsecureAuthority is null ? "true" : "false", spec.CaAuthorities.Count > 0 ? $"--cert-dir={BuildSpec.CaDir}" : "",
+        };
+        foreach (var (k, v) in spec.Labels) { command.Add("--label"); command.Add($"{k}={v}"); }
+        if (spec.CacheRepo is not null) command.AddRange(["--layers", "--cache-from", spec.CacheRepo, "--cache-to", spec.CacheRepo]);
+        return new V1Container
+        {
+            Name = Names.BuilderContainer,
+            Image = image,
+            Command = command,
+            Env =
+            [
+                new V1EnvVar { Name = "DOCKER_CONFIG", Value = DockerConfigDir },
+                new V1EnvVar { Name = "BUILDAH_ISOLATION", Value = "chroot" },
+                new V1EnvVar { Name = "STORAGE_DRIVER", Value = "vfs" },
+            ],
+            TerminationMessagePolicy = "FallbackToLogsOnError",
+            SecurityContext = new V1SecurityContext { Privileged = false },
+        };
+    }
 }

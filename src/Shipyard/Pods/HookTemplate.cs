@@ -89,6 +89,7 @@ public sealed class HookTemplate
         {
             if (name == "$job") return Names.JobContainer;
             if (name.StartsWith('$') && serviceNames.Contains(name[1..])) return name[1..];
+            if (name == "$builder") return null; // builder pods only
             if (name.StartsWith('$')) throw new HookException($"The hook template names container '{name}', but the job has no such service (services: {string.Join(", ", serviceNames)}).");
             return null;
         }, sidecars: true);
@@ -97,10 +98,19 @@ public sealed class HookTemplate
     public V1Pod ApplyToStepPod(V1Pod pod) =>
         Apply(pod, podFields: AllPodFields, containers: (name, _) => name == "$job" ? Names.StepContainer : null, sidecars: false);
 
-    /// <summary>Builder pod: labels, annotations and scheduling only; the builder's own security settings stay.</summary>
-    public V1Pod ApplyToBuilderPod(V1Pod pod) =>
-        Apply(pod, podFields: k => k is "nodeSelector" or "tolerations" or "affinity" or "priorityClassName" or "runtimeClassName" or "schedulerName",
+    /// <summary>
+    /// Builder pod: labels, annotations, scheduling, and the `resources` of a `$builder` container (over the
+    /// BUILDER_* settings); the builder's own security settings, mounts and env stay.
+    /// </summary>
+    public V1Pod ApplyToBuilderPod(V1Pod pod)
+    {
+        var applied = Apply(pod, podFields: k => k is "nodeSelector" or "tolerations" or "affinity" or "priorityClassName" or "runtimeClassName" or "schedulerName",
             containers: (_, _) => null, sidecars: false);
+        var builder = (root["spec"]?["containers"] as JsonArray ?? []).OfType<JsonObject>().FirstOrDefault(c => c["name"]?.GetValue<string>() == "$builder");
+        if (builder?["resources"] is JsonObject resources)
+            applied.Spec.Containers[0].Resources = KubernetesJson.Deserialize<V1ResourceRequirements>(resources.ToJsonString());
+        return applied;
+    }
 
     static bool AllPodFields(string key) => true;
 

@@ -9,7 +9,7 @@ public enum ExternalsCopy { FirstUse, All }
 public sealed record RegistrySettings(string PushHost, string PullHost, string SecretName, bool Insecure);
 
 /// <summary>Every environment variable Shipyard reads, parsed and validated once.</summary>
-public sealed record HookSettings
+public sealed partial record HookSettings
 {
     public const string Prefix = "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_";
     public const string DefaultKanikoImage = "ghcr.io/osscontainertools/kaniko:v1.28.4";
@@ -41,6 +41,15 @@ public sealed record HookSettings
     public BuilderKind Builder { get; init; } = BuilderKind.Kaniko;
     public string? BuilderImage { get; init; }
     public bool BuildCache { get; init; }
+    /// <summary>Read-only logins for private base images; whatever the builder pod holds, a `RUN` line can read.</summary>
+    public string? BuilderSecretName { get; init; }
+    /// <summary>A login with push rights on the cache repository only (`&lt;push host&gt;/&lt;action&gt;/cache`).</summary>
+    public string? BuildCacheSecretName { get; init; }
+    /// <summary>Requests and limits of builder pods (`cpu`, `memory` → quantity); a template's `$builder` resources win.</summary>
+    public IReadOnlyDictionary<string, string> BuilderRequests { get; init; } = DefaultBuilderRequests;
+    public IReadOnlyDictionary<string, string> BuilderLimits { get; init; } = DefaultBuilderLimits;
+    public static readonly IReadOnlyDictionary<string, string> DefaultBuilderRequests = new Dictionary<string, string> { ["cpu"] = "250m", ["memory"] = "256Mi" };
+    public static readonly IReadOnlyDictionary<string, string> DefaultBuilderLimits = new Dictionary<string, string> { ["memory"] = "4Gi" };
     public TimeSpan BuildTimeout { get; init; } = TimeSpan.FromSeconds(3600);
 
     public string JobPodName => Names.JobPod(RunnerPodName);
@@ -102,6 +111,21 @@ public sealed record HookSettings
             var other => Bad(ExternalsCopy.FirstUse, $"{Prefix}EXTERNALS_COPY must be first-use or all, not '{other}'."),
         };
         T Bad<T>(T fallback, string error) { errors.Add(error); return fallback; }
+        // BUILDER_CPU_REQUEST, BUILDER_MEMORY_LIMIT, …: a quantity, or `none` to leave it unset.
+        IReadOnlyDictionary<string, string> Quantities(string kind, IReadOnlyDictionary<string, string> defaults)
+        {
+            var result = new Dictionary<string, string>(defaults);
+            foreach (var resource in new[] { "cpu", "memory" })
+            {
+                var name = $"{Prefix}BUILDER_{resource.ToUpperInvariant()}_{kind}";
+                var v = Get(name);
+                if (v is null) continue;
+                if (v.Equals("none", StringComparison.OrdinalIgnoreCase)) { result.Remove(resource); continue; }
+                if (!QuantityPattern().IsMatch(v)) { errors.Add($"{name} must be a Kubernetes quantity such as 500m, 2 or 4Gi (or none), not '{v}'."); continue; }
+                result[resource] = v;
+            }
+            return result;
+        }
         var settings = new HookSettings
         {
             RunnerPodName = pod ?? "",
@@ -124,9 +148,19 @@ public sealed record HookSettings
             Builder = builder,
             BuilderImage = Get(Prefix + "BUILDER_IMAGE"),
             BuildCache = Flag(Prefix + "BUILD_CACHE"),
+            BuilderSecretName = Get(Prefix + "BUILDER_SECRET_NAME"),
+            BuildCacheSecretName = Get(Prefix + "BUILD_CACHE_SECRET_NAME"),
+            BuilderRequests = Quantities("REQUEST", DefaultBuilderRequests),
+            BuilderLimits = Quantities("LIMIT", DefaultBuilderLimits),
             BuildTimeout = Seconds(Prefix + "BUILD_TIMEOUT_SECONDS", 3600),
         };
+        if (settings.BuildCache && settings.BuildCacheSecretName is null)
+            errors.Add($"{Prefix}BUILD_CACHE=true needs {Prefix}BUILD_CACHE_SECRET_NAME: the layer cache is pushed by the builder pod, so it gets its own login with push rights on the cache repository only, never the registry Secret.");
         if (errors.Count > 0) throw new HookException(string.Join(" ", errors));
         return settings;
     }
+
+    /// <summary>Kubernetes' quantity grammar: a decimal number with an optional binary, decimal or exponent suffix.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$")]
+    private static partial System.Text.RegularExpressions.Regex QuantityPattern();
 }
