@@ -19,11 +19,17 @@ public sealed class BuildahBuilder(string image) : IImageBuilder
     const string Script = """
         set -eu
         dockerfile=$1 out=$2 tls=$3 certs=$4; shift 4
-        auth=; [ -f "$DOCKER_CONFIG/config.json" ] && auth="--authfile=$DOCKER_CONFIG/config.json"
+        auth=; [ -f "${DOCKER_CONFIG:-/nonexistent}/config.json" ] && auth="--authfile=$DOCKER_CONFIG/config.json"
         buildah --storage-driver vfs build --isolation chroot --format docker $auth --tls-verify="$tls" $certs "$@" \
           -f "$dockerfile" -t shipyard-build /workspace
         buildah --storage-driver vfs push --format v2s2 shipyard-build "dir:$out"
         """;
+
+    static readonly V1EnvVar[] Isolation =
+    [
+        new() { Name = "BUILDAH_ISOLATION", Value = "chroot" },
+        new() { Name = "STORAGE_DRIVER", Value = "vfs" },
+    ];
 
     public V1Container Container(BuildSpec spec)
     {
@@ -39,12 +45,10 @@ public sealed class BuildahBuilder(string image) : IImageBuilder
             Name = Names.BuilderContainer,
             Image = image,
             Command = command,
-            Env =
-            [
-                new V1EnvVar { Name = "DOCKER_CONFIG", Value = DockerConfigDir },
-                new V1EnvVar { Name = "BUILDAH_ISOLATION", Value = "chroot" },
-                new V1EnvVar { Name = "STORAGE_DRIVER", Value = "vfs" },
-            ],
+            // buildah refuses to run with a DOCKER_CONFIG that holds no config.json.
+            Env = spec.HasLogin
+                ? [new V1EnvVar { Name = "DOCKER_CONFIG", Value = DockerConfigDir }, .. Isolation]
+                : [.. Isolation],
             TerminationMessagePolicy = "FallbackToLogsOnError",
             SecurityContext = new V1SecurityContext { Privileged = false },
         };
