@@ -51,6 +51,8 @@ public class SettingsTests
     [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER", "docker")]
     [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_EXTERNALS_COPY", "lazy")]
     [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_CLAIM_READ_WRITE_MANY", "rwx")]
+    [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_MEMORY_LIMIT", "4 GB")]
+    [InlineData("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_CPU_REQUEST", "-1")]
     public void Bad_values_name_the_variable(string name, string value)
     {
         var env = Base();
@@ -85,5 +87,34 @@ public class SettingsTests
         var env = Base();
         env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER"] = "buildah";
         Assert.Equal(HookSettings.DefaultBuildahImage, From(env).BuilderImageOrDefault);
+    }
+
+    [Fact]
+    public void Builder_pods_are_bounded_by_default_and_each_bound_can_be_set_or_removed()
+    {
+        var s = From(Base());
+        Assert.Equal(new Dictionary<string, string> { ["cpu"] = "250m", ["memory"] = "256Mi" }, s.BuilderRequests);
+        Assert.Equal(new Dictionary<string, string> { ["memory"] = "4Gi" }, s.BuilderLimits);
+        var env = Base();
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_CPU_LIMIT"] = "2";
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_MEMORY_LIMIT"] = "none";
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_MEMORY_REQUEST"] = "1.5Gi";
+        s = From(env);
+        Assert.Equal(new Dictionary<string, string> { ["cpu"] = "2" }, s.BuilderLimits);
+        Assert.Equal("1.5Gi", s.BuilderRequests["memory"]);
+    }
+
+    [Fact]
+    public void The_layer_cache_needs_its_own_secret_and_every_bad_variable_is_named_at_once()
+    {
+        var env = Base();
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILD_CACHE"] = "true";
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_MEMORY_LIMIT"] = "lots";
+        var message = Assert.Throws<HookException>(() => From(env)).Message;
+        Assert.Contains("BUILD_CACHE_SECRET_NAME", message);
+        Assert.Contains("BUILDER_MEMORY_LIMIT", message);
+        env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILD_CACHE_SECRET_NAME"] = "cache-login";
+        env.Remove("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_BUILDER_MEMORY_LIMIT");
+        Assert.Equal("cache-login", From(env).BuildCacheSecretName);
     }
 }

@@ -246,13 +246,22 @@ public sealed partial class RegistryClient : IDisposable
         }
     }
 
-    /// <summary>A realm elsewhere would receive the Secret's password: only the registry's own host or one the Secret names, over TLS.</summary>
     void CheckRealm(Uri realm)
     {
-        if (realm.Scheme != "https" && realm.Scheme != scheme)
-            throw new RegistryAuthenticationException($"the {shownAs} names a token realm over {realm.Scheme} ({realm.GetLeftPart(UriPartial.Path)}); Shipyard sends credentials only over HTTPS");
-        if (!tokenHosts.Contains(realm.Host.Trim('[', ']')))
-            throw new RegistryAuthenticationException($"the {shownAs} names a token realm on another host ({realm.Host}); Shipyard sends credentials only to the registry's host or a host the registry Secret names");
+        if (RealmRefusal(realm, scheme, tokenHosts) is { } why) throw new RegistryAuthenticationException($"the {shownAs} names a token realm {why}");
+    }
+
+    /// <summary>
+    /// Why a token realm must not get the login, or null: a realm elsewhere would receive the Secret's password, so
+    /// only the registry's own host or one the Secret names, over HTTPS (plain HTTP only for a plain-HTTP registry).
+    /// </summary>
+    public static string? RealmRefusal(Uri realm, string registryScheme, IReadOnlySet<string> allowedHosts)
+    {
+        if (realm.Scheme != "https" && realm.Scheme != registryScheme)
+            return $"over {realm.Scheme} ({realm.GetLeftPart(UriPartial.Path)}); Shipyard sends credentials only over HTTPS";
+        if (!allowedHosts.Contains(realm.Host.Trim('[', ']')))
+            return $"on another host ({realm.Host}); Shipyard sends credentials only to the registry's host or a host the registry Secret names";
+        return null;
     }
 
     AuthenticationHeaderValue? Basic() => login is null || login.IdentityToken is not null ? null
