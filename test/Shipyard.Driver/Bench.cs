@@ -88,6 +88,9 @@ public static class Bench
         job.Env[Prefix + "REGISTRY_HOST_PUSH"] = cluster.PushHost + "/bench";
         job.Env[Prefix + "REGISTRY_HOST_PULL"] = cluster.PullHost + "/bench";
         job.Env[Prefix + "REGISTRY_SECRET_NAME"] = secret;
+        // The action builds FROM the private registry, so the builder gets a base-image login (a per-build
+        // Secret): the heavier of the two paths, and one that older builds (--baseline) can take too.
+        job.Env[Prefix + "BUILDER_SECRET_NAME"] = secret;
         job.Env[Prefix + "BUILDER_IMAGE"] = cluster.KanikoImage;
         return job;
     }
@@ -97,7 +100,7 @@ public static class Bench
     {
         var dir = Path.Combine(job.Work, "_actions", owner, "bench-action", "v1");
         Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "Dockerfile"), $"FROM {job.Cluster.AnonHost}/busybox:test\nCOPY nonce.txt /nonce.txt\nRUN cat /nonce.txt\nENTRYPOINT [\"true\"]\n");
+        File.WriteAllText(Path.Combine(dir, "Dockerfile"), $"FROM {job.Cluster.PushHost}/busybox:test\nCOPY nonce.txt /nonce.txt\nRUN cat /nonce.txt\nENTRYPOINT [\"true\"]\n");
         File.WriteAllText(Path.Combine(dir, "nonce.txt"), nonce);
         return Path.Combine(dir, "Dockerfile");
     }
