@@ -284,13 +284,12 @@ public sealed class DockerfileActionTests(TestCluster cluster)
         Assert.NotEmpty(tag);
 
         // Someone with push rights puts another image under that tag.
-        var config = Path.Combine(cluster.Scratch, "docker-" + nonce);
-        Directory.CreateDirectory(config);
+        var docker = new DockerCli(Path.Combine(cluster.Scratch, "docker-" + nonce));
         var target = $"{cluster.PullHost}/actions/foreign-hello-action:{tag}";
-        await Docker(config, $"login -u {cluster.Env["SHIPYARD_TEST_REGISTRY_USER"]} --password-stdin {cluster.PullHost}", cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"]);
-        await Docker(config, $"tag {cluster.Busybox} {target}");
-        await Docker(config, $"push -q {target}");
-        await Docker(config, $"rmi {target}");
+        await docker.RunAsync($"login -u {cluster.Env["SHIPYARD_TEST_REGISTRY_USER"]} --password-stdin {cluster.PullHost}", cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"]);
+        await docker.RunAsync($"tag {cluster.Busybox} {target}");
+        await docker.RunAsync($"push -q {target}");
+        await docker.RunAsync($"rmi {target}");
 
         var (again, output) = await RunActionAsync(job, dockerfile, "again");
         Assert.True(again.ExitCode == 0, again.ToString());
@@ -298,18 +297,6 @@ public sealed class DockerfileActionTests(TestCluster cluster)
         Assert.Contains("::warning::", again.Stdout);
         Assert.Equal(2, recorder.Created(job.RunnerPod, "builder").Count);
         Assert.Equal($"greeting=hello again from {nonce}\n", output);
-    }
-
-    static async Task Docker(string config, string args, string? stdin = null)
-    {
-        var psi = new System.Diagnostics.ProcessStartInfo("docker", $"--config {config} {args}") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
-        p.StandardInput.Close();
-        var err = p.StandardError.ReadToEndAsync();
-        await p.StandardOutput.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        Assert.True(p.ExitCode == 0, $"docker {args}: {await err}");
     }
 
     [Fact]

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Shipyard.Images;
 
@@ -271,5 +273,79 @@ public sealed class RegistryClientTests : IDisposable
         Assert.Equal(new RegistryLogin("a", "b"), DockerConfig.LoginFor(merged, "a.example"));
         Assert.Equal(new RegistryLogin("u", "p"), DockerConfig.LoginFor(merged, "b.example"));
         Assert.Equal(["a.example", "b.example"], DockerConfig.Authorities(merged));
+    }
+
+    /// <summary>A root, an intermediate it signed, and a 127.0.0.1 server certificate the intermediate signed.</summary>
+    static (X509Certificate2 Root, X509Certificate2 Intermediate, X509Certificate2 Server) Chain()
+    {
+        static CertificateRequest Request(string cn, RSA key, bool ca)
+        {
+            var r = new CertificateRequest($"CN={cn}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            r.CertificateExtensions.Add(new X509BasicConstraintsExtension(ca, false, 0, true));
+            if (ca) r.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+            return r;
+        }
+        var now = DateTimeOffset.UtcNow.AddMinutes(-5);
+        using var rootKey = RSA.Create(2048);
+        using var midKey = RSA.Create(2048);
+        var serverKey = RSA.Create(2048);
+        var root = Request("test-root", rootKey, true).CreateSelfSigned(now, now.AddDays(1));
+        var mid = Request("test-intermediate", midKey, true).Create(root, now, now.AddDays(1), [1]).CopyWithPrivateKey(midKey);
+        var leafRequest = Request("registry", serverKey, false);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddIpAddress(IPAddress.Loopback);
+        leafRequest.CertificateExtensions.Add(san.Build());
+        leafRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        var leaf = leafRequest.Create(mid, now, now.AddDays(1), [2]).CopyWithPrivateKey(serverKey);
+        return (root, mid, X509CertificateLoader.LoadPkcs12(leaf.Export(X509ContentType.Pkcs12), null));
+    }
+
+    /// <summary>A TLS server on loopback that presents only its own certificate and answers every request 404.</summary>
+    static int ServeTls(X509Certificate2 certificate, CancellationToken stop)
+    {
+        var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        stop.Register(listener.Stop);
+        _ = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                System.Net.Sockets.TcpClient client;
+                try { client = await listener.AcceptTcpClientAsync(stop); } catch (Exception) { return; }
+                _ = Task.Run(async () =>
+                {
+                    using var connection = client;
+                    try
+                    {
+                        using var tls = new System.Net.Security.SslStream(client.GetStream());
+                        await tls.AuthenticateAsServerAsync(certificate);
+                        var buffer = new byte[8192];
+                        _ = await tls.ReadAsync(buffer); // the request; its content does not matter
+                        await tls.WriteAsync("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray());
+                    }
+                    catch (Exception) { }
+                });
+            }
+        });
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    static X509Certificate2Collection Pem(params X509Certificate2[] certs) =>
+        RegistryClient.ParseCa(Encoding.UTF8.GetBytes(string.Concat(certs.Select(c => c.ExportCertificatePem() + "\n"))));
+
+    [Fact]
+    public async Task A_ca_crt_with_the_intermediate_and_the_root_verifies_a_server_that_sends_only_its_own_certificate()
+    {
+        var (root, mid, server) = Chain();
+        using var stop = new CancellationTokenSource();
+        var port = ServeTls(server, stop.Token);
+        using (var client = new RegistryClient($"127.0.0.1:{port}", null, Pem(mid, root), false, TimeSpan.FromSeconds(5)))
+            Assert.Null(await client.FindManifestAsync("a/b", "t", CancellationToken.None));
+        // Without the intermediate the chain cannot be built; without our root nothing vouches for it.
+        using (var client = new RegistryClient($"127.0.0.1:{port}", null, Pem(root), false, TimeSpan.FromSeconds(5)))
+            await Assert.ThrowsAsync<HttpRequestException>(() => client.FindManifestAsync("a/b", "t", CancellationToken.None));
+        using (var client = new RegistryClient($"127.0.0.1:{port}", null, Pem(Chain().Root), false, TimeSpan.FromSeconds(5)))
+            await Assert.ThrowsAsync<HttpRequestException>(() => client.FindManifestAsync("a/b", "t", CancellationToken.None));
+        stop.Cancel();
     }
 }

@@ -195,7 +195,7 @@ public static class DockerfileAction
     static async Task<T> Talking<T>(string authority, bool insecure, Func<Task<T>> call)
     {
         try { return await call(); }
-        catch (RegistryAuthenticationException e) { throw new HookException(e.Message[..1].ToUpperInvariant() + e.Message[1..] + "."); }
+        catch (RegistryAuthenticationException e) { throw new HookException(Sentence(e.Message)); }
         catch (HttpRequestException e) when (e.InnerException is System.Security.Authentication.AuthenticationException tls)
         {
             throw new HookException($"Cannot reach the push host {authority} over TLS: {tls.Message} (a private CA goes under ca.crt in the registry Secret).");
@@ -204,8 +204,10 @@ public static class DockerfileAction
         {
             throw new HookException($"Cannot reach the push host {authority} over {(insecure ? "HTTP" : "TLS")}: {e.Message}");
         }
-        catch (HttpRequestException e) { throw new HookException($"The push host {authority}: {e.Message}"); }
+        catch (HttpRequestException e) { throw new HookException(Sentence(e.Message)); }
     }
+
+    static string Sentence(string s) => s[..1].ToUpperInvariant() + s[1..] + (s.EndsWith('.') ? "" : ".");
 
     static async Task BuildAsync(HookContext ctx, IImageBuilder builder, BuildSpec spec, BuilderPodOptions options, HookTemplate? template, string title)
     {

@@ -25,7 +25,7 @@ public sealed partial class RegistryClient
         }, scope, ct, upload: true);
         await EnsureAsync(put, $"storing the manifest of {repository}:{tag}", ct);
         if (put.Headers.TryGetValues("Docker-Content-Digest", out var reported) && reported.FirstOrDefault() is { } digest && digest != image.Manifest.Digest)
-            throw new HttpRequestException($"{shownAs} stored the manifest of {repository}:{tag} as {digest}, not as {image.Manifest.Digest}");
+            throw new HttpRequestException($"the {shownAs} stored the manifest of {repository}:{tag} as {digest}, not as {image.Manifest.Digest}");
         return image.Manifest.Digest;
     }
 
@@ -45,7 +45,7 @@ public sealed partial class RegistryClient
         {
             if (open.StatusCode == HttpStatusCode.Created) return;
             if (open.StatusCode != HttpStatusCode.Accepted) await EnsureAsync(open, $"opening an upload in {repository}", ct);
-            location = open.Headers.Location is { } l ? Resolve(l) : throw new HttpRequestException($"{shownAs} opened an upload in {repository} without a Location");
+            location = open.Headers.Location is { } l ? Resolve(l) : throw new HttpRequestException($"the {shownAs} opened an upload in {repository} without a Location");
         }
         var target = location + (location.Query.Length > 0 ? "&" : "?") + "digest=" + Uri.EscapeDataString(blob.Digest);
         using var upload = await SendAsync(() =>

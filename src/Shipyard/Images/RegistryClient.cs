@@ -104,9 +104,9 @@ public sealed partial class RegistryClient : IDisposable
     {
         using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, Url($"/v2/{repository}/blobs/{digest}")), Pull(repository), ct, follow: true);
         await EnsureAsync(response, $"reading blob {digest} of {repository}", ct);
-        if (response.Content.Headers.ContentLength > maxBytes) throw new HttpRequestException($"blob {digest} of {repository} is larger than {maxBytes} bytes");
+        if (response.Content.Headers.ContentLength > maxBytes) throw new HttpRequestException($"the {shownAs} sent blob {digest} of {repository} larger than {maxBytes} bytes");
         var bytes = await response.Content.ReadAsByteArrayAsync(ct);
-        if (Digest(bytes) != digest) throw new HttpRequestException($"blob {digest} of {repository} does not match its digest");
+        if (Digest(bytes) != digest) throw new HttpRequestException($"the {shownAs} sent blob {digest} of {repository} not matching its digest");
         return bytes;
     }
 
@@ -180,7 +180,7 @@ public sealed partial class RegistryClient : IDisposable
         try { return await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, limit.Token); }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new HttpRequestException($"{shownAs} did not answer within {timeout.TotalSeconds:0} s ({request.Method} {request.RequestUri?.AbsolutePath})");
+            throw new HttpRequestException($"the {shownAs} did not answer within {timeout.TotalSeconds:0} s ({request.Method} {request.RequestUri?.AbsolutePath})");
         }
     }
 
@@ -197,7 +197,7 @@ public sealed partial class RegistryClient : IDisposable
         var body = "";
         try { body = (await response.Content.ReadAsStringAsync(ct)).ReplaceLineEndings(" ").Trim(); } catch (HttpRequestException) { }
         if (body.Length > 300) body = body[..300] + "…";
-        throw new HttpRequestException($"{shownAs} answered {(int)response.StatusCode} {response.ReasonPhrase} {doing}{(body.Length > 0 ? ": " + body : "")}", null, response.StatusCode);
+        throw new HttpRequestException($"the {shownAs} answered {(int)response.StatusCode} {response.ReasonPhrase} {doing}{(body.Length > 0 ? ": " + body : "")}", null, response.StatusCode);
     }
 
     RegistryAuthenticationException AuthFailure(HttpStatusCode status, string? reason) =>
