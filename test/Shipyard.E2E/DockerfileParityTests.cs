@@ -17,6 +17,17 @@ public sealed class DockerfileParityTests(TestCluster cluster)
     /// <summary>Labels that are not docker's: Shipyard's content hash, and buildah's own (the Kaniko double is buildah).</summary>
     static readonly string[] AllowedLabels = ["dev.shipyard.content-hash", "io.buildah.version"];
 
+    /// <summary>
+    /// The differences the README's "Dockerfile compatibility" documents for buildah, which both builders here are
+    /// (Debian's buildah 1.28, and the Kaniko double built on it): the empty `/run` it leaves in images whose base
+    /// has none, and a shell-form CMD/ENTRYPOINT stored under `/bin/sh -c` instead of the `SHELL` set before it.
+    /// </summary>
+    static readonly System.Text.RegularExpressions.Regex[] Documented =
+    [
+        new(@"^[^:]+: /run is extra \(Directory 755 0:0 0 - \)$"),
+        new(@"^healthcheck-onbuild-shell: config Cmd is \[""/bin/sh"",""-c"",""echo shell-form""\], docker has \[""/bin/sh"",""-e"",""-c"",""echo shell-form""\]$"),
+    ];
+
     /// <summary>Config fields that make up what an image does when run (times, ids and history are not compared).</summary>
     static readonly string[] ConfigFields = ["User", "ExposedPorts", "Env", "Cmd", "Healthcheck", "WorkingDir", "Entrypoint", "OnBuild", "Labels", "StopSignal", "Shell", "Volumes"];
 
@@ -42,7 +53,7 @@ public sealed class DockerfileParityTests(TestCluster cluster)
                 COPY --chown=1000:1000 tool.sh /usr/local/bin/tool
                 COPY data/ /data/
                 ADD archive.txt /srv/
-                RUN ln -s /usr/local/bin/tool /usr/bin/tool-link && chmod 4755 /usr/local/bin/tool
+                RUN ln -s /usr/local/bin/tool /bin/tool-link && chmod 4755 /usr/local/bin/tool
                 """, ("tool.sh", "#!/bin/sh\necho tool\n", 0b111_101_101), ("data/a.txt", "a", 0b110_100_100), ("data/sub/b.txt", "b", 0b110_000_000), ("archive.txt", "not an archive", 0b110_100_100)),
             new("whiteouts", $"""
                 FROM {debian}
@@ -71,7 +82,7 @@ public sealed class DockerfileParityTests(TestCluster cluster)
             new("user-then-run", $"""
                 FROM {from}
                 USER nobody
-                RUN id -u > /tmp/uid && ls / > /tmp/root-listing
+                RUN id -u > /tmp/uid && touch /tmp/by-nobody && ls -ln /tmp > /tmp/listing
                 USER root
                 """),
             new("dockerignore-node-modules", $"""
@@ -91,7 +102,6 @@ public sealed class DockerfileParityTests(TestCluster cluster)
     [InlineData("buildah")]
     public async Task Images_match_docker_build_file_by_file_and_config_by_config(string builder)
     {
-        await using var recorder = await PodRecorder.StartAsync(cluster);
         await using var job = await RunnerJob.StartAsync(cluster);
         job.Env[Prefix + "REGISTRY_HOST_PUSH"] = cluster.PushHost + "/parity";
         job.Env[Prefix + "REGISTRY_HOST_PULL"] = cluster.PullHost + "/parity";
@@ -119,7 +129,8 @@ public sealed class DockerfileParityTests(TestCluster cluster)
             }
             var run = await job.RunAsync("run_container_step", ContainerStep(job, null, Path.Combine(dir, "Dockerfile"), new(), entryPoint: "/bin/true"));
             if (run.ExitCode != 0) { differences.Add($"{c.Name}: Shipyard's build failed: {run.ErrorLines.FirstOrDefault()}"); continue; }
-            var ours = recorder.Created(job.RunnerPod, "step").Last().Spec.Containers[0].Image;
+            var digest = System.Text.RegularExpressions.Regex.Match(run.Stdout, @"Pushed [^ ]+ \((sha256:[0-9a-f]{64})").Groups[1].Value;
+            var ours = $"{cluster.PullHost}/parity/parity-{c.Name}@{digest}";
             await docker.RunAsync($"pull -q {ours}");
             var theirs = $"shipyard-parity/{c.Name}:{builder}-{nonce}";
             await docker.RunAsync($"build -q -t {theirs} {dir}");
@@ -128,9 +139,13 @@ public sealed class DockerfileParityTests(TestCluster cluster)
                 differences.AddRange(Compare(c.Name, await docker.FilesAsync(theirs), await docker.FilesAsync(ours)));
                 differences.AddRange(CompareConfig(c.Name, await ConfigAsync(docker, theirs), await ConfigAsync(docker, ours)));
             }
-            finally { await docker.RunAsync($"rmi {theirs} {ours}"); }
+            // Shipyard's image stays: the kubelet's exited step container on this engine still refers to it.
+            finally { await docker.RunAsync($"rmi {theirs}"); }
         }
-        Assert.True(differences.Count == 0, $"{builder} differs from docker build:\n" + string.Join('\n', differences));
+        var documented = differences.Where(d => Documented.Any(r => r.IsMatch(d))).ToList();
+        Console.WriteLine($"{builder}: {documented.Count} documented differences from docker build:\n  " + string.Join("\n  ", documented));
+        differences = differences.Except(documented).ToList();
+        Assert.True(differences.Count == 0, $"{builder} differs from docker build in {differences.Count} ways:\n" + string.Join('\n', differences.Take(60)));
     }
 
     static async Task<JsonObject> ConfigAsync(DockerCli docker, string image) =>
