@@ -136,10 +136,10 @@ public class BuilderPodBaselineTests
     }
 
     [Fact]
-    public void Buildah_writes_a_docker_format_image_to_a_directory_and_pushes_nothing()
+    public void Buildah_writes_a_docker_format_image_to_an_oci_layout_and_pushes_nothing()
     {
         var c = Pod(new BuildahBuilder("b:1")).Spec.Containers.Single();
-        Assert.Contains("push --format v2s2 shipyard-build \"dir:$out\"", c.Command[2]);
+        Assert.Contains("push --format v2s2 shipyard-build \"oci:$out:latest\"", c.Command[2]);
         Assert.DoesNotContain("docker://", c.Command[2]);
         Assert.Equal(["/shipyard/dockerfile/Dockerfile", "/shipyard/out", "true", "--cert-dir=/shipyard/registry-ca", "--label", "dev.shipyard.content-hash=abc",
             "--layers", "--cache-from", "registry.example:5000/actions/acme-x/cache", "--cache-to", "registry.example:5000/actions/acme-x/cache"], c.Command.Skip(4));

@@ -232,16 +232,41 @@ public class PullFailureTests
     public void A_missing_image_is_final_at_once_an_auth_failure_gets_the_kubelets_next_attempt()
     {
         var t = DateTime.UtcNow;
-        var pulls = new PullFailureTracker(() => t);
+        var pulls = new StartFailureTracker(() => t);
         Assert.True(pulls.GivesUp("job", "ErrImagePull", "manifest for x:1 not found: manifest unknown"));
         Assert.False(pulls.GivesUp("step", "ErrImagePull", "no basic auth credentials"));
         Assert.False(pulls.GivesUp("step", "ImagePullBackOff", "Back-off pulling image"));
         Assert.False(pulls.GivesUp("step", "ImagePullBackOff", "Back-off pulling image")); // the same back-off seen again
         Assert.True(pulls.GivesUp("step", "ErrImagePull", "no basic auth credentials")); // failed a second time
 
-        var slow = new PullFailureTracker(() => t);
+        var slow = new StartFailureTracker(() => t);
         Assert.False(slow.GivesUp("svc", "ImagePullBackOff", "Back-off pulling image"));
         t += TimeSpan.FromSeconds(31); // polling may never see the second ErrImagePull
         Assert.True(slow.GivesUp("svc", "ImagePullBackOff", "Back-off pulling image"));
+    }
+
+    static k8s.Models.V1Pod Waiting(string reason, string message) => new()
+    {
+        Metadata = new() { Name = "p" },
+        Spec = new() { Containers = [new() { Name = "job" }] },
+        Status = new()
+        {
+            Phase = "Pending",
+            ContainerStatuses = [new() { Name = "job", Image = "busybox", State = new() { Waiting = new() { Reason = reason, Message = message } } }],
+        },
+    };
+
+    [Fact]
+    public void A_secret_cache_that_has_not_synced_is_waited_out_but_a_missing_secret_key_is_final()
+    {
+        // What the kubelet of the test cluster reported once under load (CI, session 4), then started the container.
+        var t = DateTime.UtcNow;
+        var starts = new StartFailureTracker(() => t);
+        var syncing = Waiting("CreateContainerConfigError", "failed to sync secret cache: timed out waiting for the condition");
+        Assert.False(Shipyard.Pods.PodProgress.AllRunning(syncing, starts));
+        t += TimeSpan.FromSeconds(31);
+        Assert.Throws<HookException>(() => Shipyard.Pods.PodProgress.AllRunning(syncing, starts));
+        var missing = Waiting("CreateContainerConfigError", "couldn't find key FOO in Secret ns/env");
+        Assert.Contains("couldn't find key FOO", Assert.Throws<HookException>(() => Shipyard.Pods.PodProgress.AllRunning(missing, new StartFailureTracker())).Message);
     }
 }

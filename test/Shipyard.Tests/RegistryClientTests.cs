@@ -177,6 +177,15 @@ public sealed class RegistryClientTests : IDisposable
         Assert.Equal($"authentication failed on the push host {registry.Authority} (401 Unauthorized)", e.Message);
     }
 
+    /// <summary>An OCI image layout in <paramref name="dir"/> holding <paramref name="manifest"/> and <paramref name="blobs"/>.</summary>
+    static void WriteLayout(string dir, string manifest, params byte[][] blobs)
+    {
+        var store = Directory.CreateDirectory(Path.Combine(dir, "blobs", "sha256")).FullName;
+        foreach (var b in blobs.Append(Encoding.UTF8.GetBytes(manifest))) File.WriteAllBytes(Path.Combine(store, RegistryClient.Digest(b)[7..]), b);
+        File.WriteAllText(Path.Combine(dir, "oci-layout"), """{"imageLayoutVersion":"1.0.0"}""");
+        File.WriteAllText(Path.Combine(dir, "index.json"), $$"""{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{{RegistryClient.Digest(Encoding.UTF8.GetBytes(manifest))}}","size":{{Encoding.UTF8.GetByteCount(manifest)}}}]}""");
+    }
+
     [Fact]
     public async Task A_push_skips_blobs_the_registry_has_mounts_from_the_base_and_stores_the_manifest_bytes_as_they_are()
     {
@@ -186,10 +195,9 @@ public sealed class RegistryClientTests : IDisposable
             var config = "{\"config\":{}}"u8.ToArray();
             var layer = "layer-bytes"u8.ToArray();
             var have = "base-layer"u8.ToArray();
-            string Put(byte[] b) { var d = RegistryClient.Digest(b); File.WriteAllBytes(Path.Combine(dir, d[7..]), b); return d; }
-            var (c, l, h) = (Put(config), Put(layer), Put(have));
+            var (c, l, h) = (RegistryClient.Digest(config), RegistryClient.Digest(layer), RegistryClient.Digest(have));
             var manifest = $$"""{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"digest":"{{c}}","size":{{config.Length}}},"layers":[{"digest":"{{h}}","size":{{have.Length}}},{"digest":"{{l}}","size":{{layer.Length}}}]}""";
-            File.WriteAllText(Path.Combine(dir, "manifest.json"), manifest);
+            WriteLayout(dir, manifest, config, layer, have);
             var image = ImageLayout.Read(dir);
 
             var registry = Serve("127.0.0.1", (req, body) =>
@@ -223,10 +231,12 @@ public sealed class RegistryClientTests : IDisposable
         {
             var config = "{}"u8.ToArray();
             var c = RegistryClient.Digest(config);
-            File.WriteAllBytes(Path.Combine(dir, c[7..]), config);
-            File.WriteAllText(Path.Combine(dir, "manifest.json"), $$"""{"schemaVersion":2,"config":{"digest":"{{c}}","size":99},"layers":[]}""");
+            WriteLayout(dir, $$"""{"schemaVersion":2,"config":{"digest":"{{c}}","size":99},"layers":[]}""", config);
             var e = Assert.Throws<HookException>(() => ImageLayout.Read(dir));
             Assert.Contains($"blob {c} is 2 bytes, the manifest says 99", e.Message);
+            // A blob name that is not a sha256 digest never becomes a path.
+            WriteLayout(dir, """{"schemaVersion":2,"config":{"digest":"sha256:../../etc/passwd","size":2},"layers":[]}""");
+            Assert.Contains("not a sha256 digest", Assert.Throws<HookException>(() => ImageLayout.Read(dir)).Message);
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -18,7 +18,7 @@ public sealed partial class ClusterGateway
         if (timeout is { } t) limit.CancelAfter(t);
         try
         {
-            var pulls = new PullFailureTracker();
+            var pulls = new StartFailureTracker();
             _ = await WaitForPodAsync(name, p => PodProgress.Started(p, container, pulls), limit.Token)
                 ?? throw new HookException($"Pod {name} was deleted before it started.");
             debug($"{name}: container started after {clock.ElapsedMilliseconds} ms");

@@ -99,7 +99,7 @@ public static class PrepareJob
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
         timeout.CancelAfter(ctx.Settings.PrepareJobTimeout);
         V1ContainerStatus? stopped = null;
-        var pulls = new PullFailureTracker();
+        var pulls = new StartFailureTracker();
         V1Pod? pod;
         try
         {

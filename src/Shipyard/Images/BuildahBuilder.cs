@@ -5,15 +5,16 @@ namespace Shipyard.Images;
 /// <summary>
 /// buildah with chroot isolation and vfs storage: unprivileged, but its chroot/mount calls need
 /// `seccompProfile: Unconfined`, which the pod requests itself (allowed on Privileged-level namespaces only).
-/// `--format docker` keeps what the OCI format drops (HEALTHCHECK, ONBUILD, SHELL), as docker does; the image
-/// goes out through `dir:`, which keeps that manifest as it is (`oci:` would convert it back).
+/// `--format docker` keeps what the OCI format drops (HEALTHCHECK, ONBUILD, SHELL), as docker does, and the image
+/// goes into an OCI layout with that docker manifest and config as they are (`push --format v2s2 … oci:`; without
+/// the format, `oci:` converts them and the three are gone again).
 /// </summary>
 public sealed class BuildahBuilder(string image) : IImageBuilder
 {
     public string Identity => $"buildah {image}";
     public string DockerConfigDir => "/shipyard/registry";
     public V1PodSecurityContext? PodSecurityContext => new() { SeccompProfile = new V1SeccompProfile { Type = "Unconfined" } };
-    public IReadOnlyList<string> OutputDirectories => [];
+    public IReadOnlyList<string> OutputDirectories => ["blobs", "blobs/sha256"];
 
     // Arguments reach the script as positionals, never spliced into shell text.
     const string Script = """
@@ -22,7 +23,7 @@ public sealed class BuildahBuilder(string image) : IImageBuilder
         auth=; [ -f "${DOCKER_CONFIG:-/nonexistent}/config.json" ] && auth="--authfile=$DOCKER_CONFIG/config.json"
         buildah --storage-driver vfs build --isolation chroot --format docker $auth --tls-verify="$tls" $certs "$@" \
           -f "$dockerfile" -t shipyard-build /workspace
-        buildah --storage-driver vfs push --format v2s2 shipyard-build "dir:$out"
+        buildah --storage-driver vfs push --format v2s2 shipyard-build "oci:$out:latest"
         """;
 
     static readonly V1EnvVar[] Isolation =

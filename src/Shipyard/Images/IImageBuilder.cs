@@ -27,7 +27,7 @@ public sealed record BuildSpec(
 
 /// <summary>
 /// An in-cluster image builder: the container that builds a Dockerfile and writes the image to
-/// <see cref="BuildSpec.OutputDir"/> (an OCI layout or a containers-image directory). It never pushes the image.
+/// <see cref="BuildSpec.OutputDir"/> (an OCI image layout). It never pushes the image.
 /// </summary>
 public interface IImageBuilder
 {

@@ -7,10 +7,9 @@ public sealed record LayoutBlob(string Digest, long Size, string Path);
 
 /// <summary>
 /// An image a builder wrote to disk instead of pushing it: an OCI image layout (`oci-layout`, `index.json`,
-/// `blobs/sha256/…`, as Kaniko's `--oci-layout-path` writes) or a containers-image directory (`manifest.json` and
-/// blobs named by their hex digest, as `buildah push dir:` writes — its `oci:` transport would convert the
-/// manifest to OCI and drop HEALTHCHECK, ONBUILD and SHELL). The manifest's bytes are kept exactly: its digest
-/// is the digest the registry will have.
+/// `blobs/sha256/…`), as Kaniko's `--oci-layout-path` and `buildah push oci:` write it, holding one image whose
+/// manifest may be docker's or OCI's. The manifest's bytes are kept exactly: its digest is the digest the
+/// registry will have.
 /// </summary>
 public sealed record ImageLayout(RegistryManifest Manifest, LayoutBlob Config, IReadOnlyList<LayoutBlob> Layers)
 {
@@ -18,29 +17,21 @@ public sealed record ImageLayout(RegistryManifest Manifest, LayoutBlob Config, I
 
     public static ImageLayout Read(string dir)
     {
+        string BlobPath(string digest) => Path.Combine(dir, "blobs", "sha256", Hex(digest));
+        var index = Path.Combine(dir, "index.json");
+        if (!File.Exists(index)) throw Bad(dir, "it has no index.json");
         byte[] manifest;
         string mediaType;
-        Func<string, string> blobPath;
-        var index = Path.Combine(dir, "index.json");
-        if (File.Exists(index))
+        using (var doc = JsonDocument.Parse(File.ReadAllBytes(index)))
         {
-            blobPath = digest => Path.Combine(dir, "blobs", "sha256", Hex(digest));
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(index));
             var manifests = doc.RootElement.TryGetProperty("manifests", out var m) && m.ValueKind == JsonValueKind.Array ? m.EnumerateArray().ToList() : [];
             if (manifests.Count != 1) throw Bad(dir, $"index.json lists {manifests.Count} images, not one");
             var descriptor = manifests[0];
             var digest = descriptor.GetProperty("digest").GetString()!;
             mediaType = descriptor.TryGetProperty("mediaType", out var mt) ? mt.GetString() ?? "" : "";
-            manifest = File.ReadAllBytes(blobPath(digest));
+            manifest = File.Exists(BlobPath(digest)) ? File.ReadAllBytes(BlobPath(digest)) : throw Bad(dir, $"its manifest {digest} is missing");
             if (RegistryClient.Digest(manifest) != digest) throw Bad(dir, $"the manifest does not match its digest {digest}");
         }
-        else if (File.Exists(Path.Combine(dir, "manifest.json")))
-        {
-            blobPath = digest => Path.Combine(dir, Hex(digest));
-            manifest = File.ReadAllBytes(Path.Combine(dir, "manifest.json"));
-            mediaType = "";
-        }
-        else throw Bad(dir, "it holds neither index.json nor manifest.json");
 
         using var parsed = JsonDocument.Parse(manifest);
         var root = parsed.RootElement;
@@ -52,7 +43,7 @@ public sealed record ImageLayout(RegistryManifest Manifest, LayoutBlob Config, I
         {
             var digest = d.GetProperty("digest").GetString()!;
             var size = d.GetProperty("size").GetInt64();
-            var path = blobPath(digest);
+            var path = BlobPath(digest);
             var actual = File.Exists(path) ? new FileInfo(path).Length : -1;
             if (actual != size) throw Bad(dir, actual < 0 ? $"blob {digest} is missing" : $"blob {digest} is {actual} bytes, the manifest says {size}");
             return new LayoutBlob(digest, size, path);

@@ -15,8 +15,16 @@ public static class PodProgress
 
     static readonly HashSet<string> PullFailures = ["ErrImagePull", "ImagePullBackOff", "RegistryUnavailable"];
 
+    /// <summary>
+    /// Start failures the kubelet retries by itself: pulls, and a Secret or ConfigMap its cache has not synced yet
+    /// (`CreateContainerConfigError: failed to sync secret cache: timed out waiting for the condition`, seen on
+    /// a loaded node), which is not the missing key or Secret the same reason otherwise means.
+    /// </summary>
+    static bool Retried(string reason, string? message) => PullFailures.Contains(reason)
+        || reason == "CreateContainerConfigError" && (message ?? "").StartsWith("failed to sync", StringComparison.Ordinal);
+
     /// <summary>True when every container is running (the job pod is ready for exec).</summary>
-    public static bool AllRunning(V1Pod pod, PullFailureTracker? pulls = null)
+    public static bool AllRunning(V1Pod pod, StartFailureTracker? pulls = null)
     {
         ThrowIfCannotStart(pod, pulls);
         if (pod.Status?.Phase is "Succeeded" or "Failed")
@@ -26,7 +34,7 @@ public static class PodProgress
     }
 
     /// <summary>True once the container runs or has run (its log can be followed).</summary>
-    public static bool Started(V1Pod pod, string container, PullFailureTracker? pulls = null)
+    public static bool Started(V1Pod pod, string container, StartFailureTracker? pulls = null)
     {
         ThrowIfCannotStart(pod, pulls);
         var s = pod.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == container);
@@ -40,14 +48,14 @@ public static class PodProgress
     public static V1ContainerStateTerminated? Terminated(V1Pod pod, string container) =>
         pod.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == container)?.State?.Terminated;
 
-    public static void ThrowIfCannotStart(V1Pod pod, PullFailureTracker? pulls = null)
+    public static void ThrowIfCannotStart(V1Pod pod, StartFailureTracker? pulls = null)
     {
         var name = pod.Metadata.Name;
         foreach (var s in (pod.Status?.InitContainerStatuses ?? []).Concat(pod.Status?.ContainerStatuses ?? []))
         {
             var waiting = s.State?.Waiting;
             if (waiting?.Reason is not { } reason) continue;
-            if (Fatal.Contains(reason) || PullFailures.Contains(reason) && (pulls is null || pulls.GivesUp(s.Name, reason, waiting.Message)))
+            if (Retried(reason, waiting.Message) ? pulls is null || pulls.GivesUp(s.Name, reason, waiting.Message) : Fatal.Contains(reason))
                 throw new HookException($"Pod {name} cannot start container '{s.Name}' ({s.Image}): {reason}: {Clean(waiting.Message)}");
         }
         var scheduled = pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled");
@@ -74,11 +82,11 @@ public static class PodProgress
 }
 
 /// <summary>
-/// When an image pull failure is final. A missing image or tag is final at once; anything else (a 401 while
-/// the kubelet's Secret cache is still syncing, a registry blip) gets the kubelet's next attempt: final when
-/// a pull fails a second time or the back-off lasts 30 s.
+/// When a start failure the kubelet retries is final. A missing image or tag is final at once; anything else (a
+/// 401 while the kubelet's Secret cache is still syncing, a registry blip, a Secret cache that has not synced)
+/// gets the kubelet's next attempt: final when a pull fails a second time or the failure lasts 30 s.
 /// </summary>
-public sealed class PullFailureTracker(Func<DateTime>? clock = null)
+public sealed class StartFailureTracker(Func<DateTime>? clock = null)
 {
     readonly Func<DateTime> now = clock ?? (() => DateTime.UtcNow);
     readonly Dictionary<string, (string Reason, int Failures, DateTime Since)> seen = [];
