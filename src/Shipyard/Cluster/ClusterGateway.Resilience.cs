@@ -20,8 +20,9 @@ public sealed partial class ClusterGateway
         .AddRetry(new RetryStrategyOptions
         {
             // A certificate the pinned CA does not vouch for stays untrusted however often it is asked.
+            // A reset connection mostly arrives wrapped in HttpRequestException, but sometimes as the bare SocketException.
             ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>(e => !IsTlsTrustFailure(e)).Handle<TimeoutRejectedException>().Handle<IOException>()
-                .Handle<HttpOperationException>(e => IsTransient(e.Response.StatusCode)),
+                .Handle<System.Net.Sockets.SocketException>().Handle<HttpOperationException>(e => IsTransient(e.Response.StatusCode)),
             MaxRetryAttempts = 7,
             BackoffType = DelayBackoffType.Exponential,
             UseJitter = true,
@@ -62,7 +63,7 @@ public sealed partial class ClusterGateway
             throw new HookException($"TLS with the Kubernetes API failed, so Shipyard could not {what}: {e.InnerException!.Message} " +
                 "The API server's certificate must be issued by the CA the kubeconfig or service account names.", details: e.ToString());
         }
-        catch (Exception e) when (e is HttpRequestException or TimeoutRejectedException or IOException)
+        catch (Exception e) when (e is HttpRequestException or TimeoutRejectedException or IOException or System.Net.Sockets.SocketException)
         {
             throw new HookException($"Cannot reach the Kubernetes API to {what} (retried for about 15 s): {e.Message}", details: e.ToString());
         }
