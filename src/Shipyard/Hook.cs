@@ -22,7 +22,7 @@ public static class Hook
             var containerArgs = input.Command == "run_container_step" ? Args(input, ProtocolJson.Default.ContainerDefinition) : null;
             var usesRegistry = containerArgs?.Dockerfile is { Length: > 0 };
             using var cluster = ClusterGateway.Connect(settings.KubeConfigPath, settings.Namespace, apiServerOnly: !usesRegistry, log.Debug);
-            var ctx = new HookContext(settings, cluster, log, stdout, stderr, cancel);
+            var ctx = new HookContext(settings, cluster, log, stdout, stderr, cancel).ForState(input.State);
             switch (input.Command)
             {
                 case "prepare_job":

@@ -1,25 +1,54 @@
 using Shipyard.Cluster;
 using Shipyard.Output;
 using Shipyard.Pods;
+using Shipyard.Protocol;
 using Shipyard.Runner;
 using Shipyard.Settings;
+using Shipyard.Sync;
 
 namespace Shipyard;
 
 /// <summary>What every command gets: settings, the cluster gateway, the log, and cancellation.</summary>
 public sealed record HookContext(HookSettings Settings, ClusterGateway Cluster, Workflow Log, Stream Stdout, Stream Stderr, CancellationToken Cancel)
 {
-    public WorkVolume Work => new(Settings.WorkDirectory, Settings.ClaimName);
+    /// <summary>No-volume mode: pods get pod-local volumes and these containers; null in volume mode.</summary>
+    public PodLocalWork? Local { get; init; }
+
+    public WorkVolume Work => new(Settings.WorkDirectory, Settings.ClaimName, PodLocal: Local is not null);
 
     /// <summary>The runner's externals and their copy on the work volume, which the job container mounts at `/__e`.</summary>
     public Externals Externals => new(Settings.ExternalsDirectory, Work.HostPath("externals"));
+
+    /// <summary>No-volume mode: what the job pod's copy of `_work` held after the last sync (kept beside it, never synced).</summary>
+    public string SyncManifestPath => Path.Combine(Settings.WorkDirectory, WorkManifest.SyncDirectory, "job-pod-manifest");
+
+    public WorkSync WorkSync => new(Cluster, Settings.WorkDirectory, Log.Debug, Log.Warning);
 
     public async Task<PodPlacement> PlacementAsync()
     {
         var runner = await Cluster.ReadPodAsync(Settings.RunnerPodName, Cancel)
             ?? throw new HookException($"The runner pod '{Settings.RunnerPodName}' (ACTIONS_RUNNER_POD_NAME) does not exist in namespace '{Cluster.Namespace}'.");
-        return new PodPlacement(RunnerPod.From(runner), Settings.UseKubeScheduler, Settings.ClaimReadWriteMany);
+        return new PodPlacement(RunnerPod.From(runner), Settings.UseKubeScheduler, Settings.ClaimReadWriteMany, NoWorkVolume: Local is not null);
     }
+
+    /// <summary>prepare_job's choice of mode: the setting, else volume mode exactly when the runner pod mounts the work claim.</summary>
+    public HookContext ForRunner(RunnerPod runner)
+    {
+        var noVolume = Settings.Mode switch
+        {
+            WorkMode.NoVolume => true,
+            WorkMode.Volume => false,
+            _ => !runner.MountsClaim(Settings.ClaimName),
+        };
+        if (!noVolume) return this with { Local = null };
+        var image = Settings.RunnerImage ?? runner.Image
+            ?? throw new HookException($"No-volume mode needs the runner's image for the job pod's externals: set ACTIONS_RUNNER_IMAGE (ARC does in kubernetes-novolume mode).");
+        return this with { Local = new PodLocalWork(image, Settings.RunnerImageExternals) };
+    }
+
+    /// <summary>Later calls follow what prepare_job chose (the state carries it).</summary>
+    public HookContext ForState(HookState? state) =>
+        state is { NoVolume: true } ? this with { Local = new PodLocalWork(state.RunnerImage ?? Settings.RunnerImage ?? "", Settings.RunnerImageExternals) } : this;
 
     /// <summary>Maps a runner-host path under `_work` to the job container's `/__w`.</summary>
     public string JobContainerPath(string hostPath) => "/__w/" + Work.SubPath(hostPath, "Path");

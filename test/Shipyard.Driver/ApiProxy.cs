@@ -23,7 +23,14 @@ public sealed class ApiProxy : IAsyncDisposable
         public TcpClient A => a;
         public TcpClient B => b;
         public volatile bool Stalled;
+        public long Carried;
     }
+    long cutAfter = long.MaxValue;
+
+    /// <summary>From now on, a connection is reset once it has carried <paramref name="bytes"/> bytes from the API server: a transfer cut mid-way.</summary>
+    public void CutConnectionsAfter(long bytes) => Interlocked.Exchange(ref cutAfter, bytes);
+
+    public int CutMidway { get; private set; }
     int resetNext;
     int answer429;
     readonly X509Certificate2? serverCert;
@@ -102,7 +109,7 @@ public sealed class ApiProxy : IAsyncDisposable
         catch (Exception) { Abort(client); return; }
         var pair = new Pair(client, server);
         lock (open) open.Add(pair);
-        await Task.WhenAny(PumpAsync(client.GetStream(), server.GetStream(), pair), PumpAsync(server.GetStream(), client.GetStream(), pair));
+        await Task.WhenAny(PumpAsync(client.GetStream(), server.GetStream(), pair), PumpAsync(server.GetStream(), client.GetStream(), pair, downstream: true));
         lock (open) open.Remove(pair);
         client.Dispose(); server.Dispose();
     }
@@ -152,7 +159,7 @@ public sealed class ApiProxy : IAsyncDisposable
         while (!seen.ToString().EndsWith("\r\n\r\n") && await s.ReadAsync(b) == 1) seen.Append((char)b[0]);
     }
 
-    async Task PumpAsync(Stream a, Stream b, Pair pair)
+    async Task PumpAsync(Stream a, Stream b, Pair pair, bool downstream = false)
     {
         var buffer = new byte[64 * 1024];
         try
@@ -161,6 +168,12 @@ public sealed class ApiProxy : IAsyncDisposable
             while ((n = await a.ReadAsync(buffer, stop.Token)) > 0)
             {
                 if (pair.Stalled) await Task.Delay(Timeout.Infinite, stop.Token);
+                if (downstream && (pair.Carried += n) > Interlocked.Read(ref cutAfter))
+                {
+                    CutMidway++;
+                    Abort(pair.A); Abort(pair.B);
+                    return;
+                }
                 await b.WriteAsync(buffer.AsMemory(0, n), stop.Token);
                 await b.FlushAsync(stop.Token);
             }

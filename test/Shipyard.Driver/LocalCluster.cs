@@ -27,6 +27,8 @@ public class LocalCluster
     public string Busybox => Env["SHIPYARD_TEST_IMAGE_BUSYBOX"];
     public string Debian => Env["SHIPYARD_TEST_IMAGE_DEBIAN"];
     public string KanikoImage => Env["SHIPYARD_TEST_IMAGE_KANIKO"];
+    /// <summary>Stands in for ARC's runner image in no-volume mode: sh, GNU tar/find, uid 1001, node in /home/runner/externals.</summary>
+    public string RunnerImage => Env["SHIPYARD_TEST_IMAGE_RUNNER"];
     public string BuildahImage => Env["SHIPYARD_TEST_IMAGE_BUILDAH"];
     public string KubeConfig => Env["KUBECONFIG"];
 

@@ -52,14 +52,18 @@ public sealed class RunnerJob : IAsyncDisposable
     /// `externals/node20/bin/node`, for JavaScript actions; otherwise a tiny stand-in script.
     /// </param>
     /// <param name="externals">A runner-sized externals tree (<see cref="RunnerExternals"/>) this runner's `externals/` links to.</param>
-    public static async Task<RunnerJob> StartAsync(LocalCluster cluster, string? name = null, bool withClaim = true, bool realNode = false, string? externals = null)
+    /// <param name="noVolume">
+    /// ARC's kubernetes-novolume runner: no claim, and the runner pod runs the runner image (the test one: Debian,
+    /// uid 1001, the host's node in /home/runner/externals), which Shipyard reads from it for the job pod.
+    /// </param>
+    public static async Task<RunnerJob> StartAsync(LocalCluster cluster, string? name = null, bool withClaim = true, bool realNode = false, string? externals = null, bool noVolume = false)
     {
         var job = new RunnerJob(cluster, name ?? $"runner-{Guid.NewGuid().ToString("N")[..8]}");
-        await job.SetUpAsync(withClaim, realNode, externals);
+        await job.SetUpAsync(withClaim && !noVolume, realNode, externals, noVolume);
         return job;
     }
 
-    async Task SetUpAsync(bool withClaim, bool realNode, string? externals)
+    async Task SetUpAsync(bool withClaim, bool realNode, string? externals, bool noVolume)
     {
         foreach (var d in new[] { "_temp/_github_home", "_temp/_github_workflow", "_temp/_runner_file_commands", "_temp/_runner_hook_responses", "_actions", "_tool", $"{Repo}/{Repo}" })
             Directory.CreateDirectory(Path.Combine(Work, d));
@@ -109,12 +113,21 @@ public sealed class RunnerJob : IAsyncDisposable
                 await Task.Delay(200);
             }
         }
+        // As ARC's runner pod: the work claim mounted at _work in kubernetes mode (Shipyard picks its mode from that).
         await cluster.Client.CreateNamespacedPodAsync(new V1Pod
         {
             Metadata = new V1ObjectMeta { Name = RunnerPod, Labels = new Dictionary<string, string> { ["app"] = "stand-in-runner" } },
             Spec = new V1PodSpec
             {
-                Containers = [new V1Container { Name = "runner", Image = cluster.Busybox, Command = ["sleep", "3600"] }],
+                Containers =
+                [
+                    new V1Container
+                    {
+                        Name = "runner", Image = noVolume ? cluster.RunnerImage : cluster.Busybox, Command = ["sleep", "3600"],
+                        VolumeMounts = withClaim ? [new V1VolumeMount { Name = "work", MountPath = "/home/runner/_work" }] : null,
+                    },
+                ],
+                Volumes = withClaim ? [new V1Volume { Name = "work", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = $"{RunnerPod}-work" } }] : null,
                 NodeName = cluster.Env["SHIPYARD_TEST_NODE"],
                 TerminationGracePeriodSeconds = 0,
                 AutomountServiceAccountToken = false,

@@ -50,6 +50,8 @@ public sealed class BadInputTests(TestCluster cluster)
     public async Task Missing_work_volume_claim_is_refused()
     {
         await using var job = await RunnerJob.StartAsync(cluster, withClaim: false);
+        // Auto mode would pick no-volume for a runner pod without the claim; volume mode is asked for here.
+        job.Env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_MODE"] = "volume";
         await AssertRefused(job, await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox))), $"{job.RunnerPod}-work");
     }
 

@@ -7,9 +7,12 @@ public sealed partial class ClusterGateway
 {
     /// <summary>
     /// Creates a pod that runs to completion (a container step, a build), waits until it starts — failing at
-    /// once if it cannot —, follows its log into <paramref name="logSink"/> and returns its terminated state.
+    /// once if it cannot —, follows its log into <paramref name="logSink"/> and returns its terminated state. With
+    /// <paramref name="fill"/>, the pod's init container of that name is waited for and the callback run while
+    /// it holds the pod (no-volume mode copies the step's files in then).
     /// </summary>
-    public async Task<V1ContainerStateTerminated> RunToCompletionAsync(V1Pod pod, string container, Stream logSink, Action<string> debug, TimeSpan? timeout, CancellationToken cancel)
+    public async Task<V1ContainerStateTerminated> RunToCompletionAsync(V1Pod pod, string container, Stream logSink, Action<string> debug, TimeSpan? timeout, CancellationToken cancel,
+        (string InitContainer, Func<CancellationToken, Task> Run)? fill = null)
     {
         var name = pod.Metadata.Name;
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -19,6 +22,13 @@ public sealed partial class ClusterGateway
         try
         {
             var pulls = new StartFailureTracker();
+            if (fill is { } f)
+            {
+                _ = await WaitForPodAsync(name, p => PodProgress.InitRunning(p, f.InitContainer, pulls), limit.Token)
+                    ?? throw new HookException($"Pod {name} was deleted before it started.");
+                await f.Run(limit.Token);
+                debug($"{name}: filled after {clock.ElapsedMilliseconds} ms");
+            }
             _ = await WaitForPodAsync(name, p => PodProgress.Started(p, container, pulls), limit.Token)
                 ?? throw new HookException($"Pod {name} was deleted before it started.");
             debug($"{name}: container started after {clock.ElapsedMilliseconds} ms");

@@ -181,68 +181,6 @@ public sealed partial class ClusterGateway : IDisposable
         catch (HttpOperationException) { return []; }
     }
 
-    /// <summary>
-    /// Runs a command in a container and returns its exit code. Uses v4.channel.k8s.io, which API
-    /// servers from 1.4 through today's serve, and never half-closes stdin (no stdin at all).
-    /// A stream that closes without the status frame is a failure, never a success.
-    /// </summary>
-    public async Task<int> ExecAsync(string pod, string container, IReadOnlyList<string> command, Stream stdout, Stream stderr, CancellationToken ct)
-    {
-        WebSocket ws;
-        try
-        {
-            ws = await client.WebSocketNamespacedPodExecAsync(pod, Namespace, command, container,
-                stderr: true, stdin: false, stdout: true, tty: false, webSocketSubProtocol: "v4.channel.k8s.io", cancellationToken: ct);
-        }
-        catch (Exception e) when (e is WebSocketException or HttpOperationException or HttpRequestException)
-        {
-            throw new HookException($"Cannot exec in pod {pod} container {container}: {e.Message}");
-        }
-        using var _ = ws;
-        var buffer = new byte[64 * 1024];
-        var message = new MemoryStream();
-        var status = new MemoryStream();
-        try
-        {
-            while (true)
-            {
-                var r = await ws.ReceiveAsync(buffer, ct);
-                if (r.MessageType == WebSocketMessageType.Close) break;
-                message.Write(buffer, 0, r.Count);
-                if (!r.EndOfMessage) continue;
-                var bytes = message.GetBuffer().AsMemory(0, (int)message.Length);
-                if (bytes.Length > 1)
-                {
-                    var payload = bytes[1..];
-                    switch (bytes.Span[0])
-                    {
-                        case 1: await stdout.WriteAsync(payload, ct); await stdout.FlushAsync(ct); break;
-                        case 2: await stderr.WriteAsync(payload, ct); await stderr.FlushAsync(ct); break;
-                        case 3: status.Write(payload.Span); break;
-                    }
-                }
-                message.SetLength(0);
-            }
-        }
-        catch (WebSocketException e)
-        {
-            throw new HookException($"The exec stream to pod {pod} broke before the command finished: {e.Message}");
-        }
-        if (status.Length == 0)
-            throw new HookException($"The exec stream to pod {pod} closed without an exit status; the command's outcome is unknown, so the step fails.");
-        return ExitCodeFrom(Encoding.UTF8.GetString(status.ToArray()));
-    }
-
-    /// <summary>The v4 status frame: Success, or Failure with an ExitCode cause.</summary>
-    public static int ExitCodeFrom(string statusJson)
-    {
-        var s = KubernetesJson.Deserialize<V1Status>(statusJson);
-        if (s.Status == "Success") return 0;
-        var code = s.Details?.Causes?.FirstOrDefault(c => c.Reason == "ExitCode")?.Message;
-        if (s.Reason == "NonZeroExitCode" && int.TryParse(code, out var exit)) return exit;
-        throw new HookException($"exec failed: {s.Message ?? s.Reason ?? statusJson}");
-    }
-
     // ---- secrets, claims --------------------------------------------------------------------
 
     public Task<V1Secret> CreateSecretAsync(V1Secret secret, CancellationToken ct = default) =>

@@ -1,6 +1,6 @@
 namespace Shipyard.Commands;
 
-/// <summary>cleanup_job: every pod and Secret labelled with this runner goes. Idempotent.</summary>
+/// <summary>cleanup_job: every pod and Secret labelled with this runner goes, and no-volume mode's sync manifest. Idempotent.</summary>
 public static class CleanupJob
 {
     public static async Task RunAsync(HookContext ctx)
@@ -11,5 +11,7 @@ public static class CleanupJob
             await ctx.Cluster.DeletePodAsync(pod.Metadata.Name, 0, ctx.Cancel);
         foreach (var secret in await ctx.Cluster.ListSecretsAsync(selector, ctx.Cancel))
             await ctx.Cluster.DeleteSecretAsync(secret.Metadata.Name, ctx.Cancel);
+        var sync = Path.Combine(ctx.Settings.WorkDirectory, Sync.WorkManifest.SyncDirectory);
+        if (Directory.Exists(sync)) Directory.Delete(sync, recursive: true);
     }
 }

@@ -4,6 +4,7 @@ using Shipyard.Pods;
 using Shipyard.Protocol;
 using Shipyard.Runner;
 using Shipyard.Settings;
+using Shipyard.Sync;
 
 namespace Shipyard.Commands;
 
@@ -22,23 +23,30 @@ public static class PrepareJob
 
         // Everything that can be refused is checked before anything is created.
         var placement = await ctx.PlacementAsync();
+        // Volume mode when the runner pod mounts the work claim; else pod-local volumes kept in sync.
+        ctx = ctx.ForRunner(placement.Runner);
+        placement = placement with { NoWorkVolume = ctx.Local is not null };
         await RequirePermissionsAsync(ctx);
-        if (await ctx.Cluster.ClaimExistsAsync(ctx.Settings.ClaimName, ctx.Cancel) == false)
+        if (ctx.Local is null && await ctx.Cluster.ClaimExistsAsync(ctx.Settings.ClaimName, ctx.Cancel) == false)
             throw new HookException($"The work volume claim '{ctx.Settings.ClaimName}' does not exist in namespace '{ctx.Cluster.Namespace}' (ACTIONS_RUNNER_CLAIM_NAME).");
         var podName = ctx.Settings.JobPodName;
         var pullSecret = RegistryPullSecret.Wanted(job.Registry) ? Names.RegistrySecret(podName) : null;
-        var options = new JobPodOptions(podName, placement, ctx.Work, ctx.Settings.Workspace, pullSecret);
+        var options = new JobPodOptions(podName, placement, ctx.Work, ctx.Settings.Workspace, pullSecret, ctx.Local);
         var objects = JobPod.Build(job, services, options);
         var pod = template is null ? objects.Pod : template.ApplyToJobPod(objects.Pod, objects.ServiceNames);
         var ports = PortMapping.ResponsePorts(job.PortMappings);
         var servicePorts = services.Select(s => PortMapping.ResponsePorts(s.PortMappings)).ToList();
 
-        // Node builds are copied when a step first names one (RunScriptStep), unless all are wanted up front.
-        var externals = ctx.Externals;
-        externals.CreateMountPoint();
-        if (ctx.Settings.ExternalsCopy == ExternalsCopy.All)
-            foreach (var build in externals.All())
-                if (externals.EnsureCopied(build)) ctx.Log.Debug($"Copied the runner's externals/{build} to the work volume");
+        // Node builds are copied when a step first names one (RunScriptStep), unless all are wanted up front;
+        // a no-volume job pod copies them from the runner's image itself.
+        if (ctx.Local is null)
+        {
+            var externals = ctx.Externals;
+            externals.CreateMountPoint();
+            if (ctx.Settings.ExternalsCopy == ExternalsCopy.All)
+                foreach (var build in externals.All())
+                    if (externals.EnsureCopied(build)) ctx.Log.Debug($"Copied the runner's externals/{build} to the work volume");
+        }
 
         try
         {
@@ -50,6 +58,7 @@ public static class PrepareJob
             }
             await ctx.Cluster.CreateOrReplaceSecretAsync(objects.EnvSecret, ctx.Cancel);
             await ctx.Cluster.CreateOrReplacePodAsync(pod, ctx.Cancel);
+            if (ctx.Local is not null) await FirstSyncAsync(ctx, podName);
             await WaitUntilRunningAsync(ctx, podName);
         }
         catch
@@ -62,11 +71,39 @@ public static class PrepareJob
 
         var isAlpine = await IsAlpineAsync(ctx, podName);
         return new PrepareJobResponse(
-            new HookState(podName),
+            ctx.Local is null ? new HookState(podName) : new HookState(podName, HookState.NoVolumeMode, ctx.Local.RunnerImage),
             new ResponseContext(
                 new ResponseContainer(podName, podName, ports),
                 services.Select((s, i) => new ResponseContainer(objects.ServiceNames[i], podName, servicePorts[i])).ToList()),
             isAlpine);
+    }
+
+    /// <summary>
+    /// No-volume mode: while the fill init container holds the job pod, it gets the runner's whole `_work` (actions
+    /// already downloaded, the workspace), so the job container starts on the runner's files and directories.
+    /// </summary>
+    static async Task FirstSyncAsync(HookContext ctx, string podName)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
+        timeout.CancelAfter(ctx.Settings.PrepareJobTimeout);
+        var pulls = new StartFailureTracker();
+        try
+        {
+            _ = await ctx.Cluster.WaitForPodAsync(podName, p => PodProgress.InitRunning(p, PodLocalWork.FillContainer, pulls), timeout.Token)
+                ?? throw new HookException($"Job pod {podName} was deleted while it was starting.");
+        }
+        catch (HookException e) when (e.Message.Contains("init container", StringComparison.Ordinal))
+        {
+            throw await WithInitLogAsync(ctx, podName, e);
+        }
+        catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)
+        {
+            var last = await ctx.Cluster.ReadPodAsync(podName, ctx.Cancel);
+            throw new HookException($"Job pod {podName} did not get to copying the runner's files within {ctx.Settings.PrepareJobTimeout.TotalSeconds:0}s (ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS): {(last is null ? "gone" : PodProgress.Describe(last))}");
+        }
+        var now = WorkManifest.Scan(ctx.Settings.WorkDirectory);
+        await ctx.WorkSync.PushAsync(PodLocalWork.Target(podName, PodLocalWork.FillContainer), now.Since(WorkManifest.Empty), markReady: true, ctx.Cancel);
+        now.Save(ctx.SyncManifestPath);
     }
 
     /// <summary>A Role without exec, logs or secrets would fail the job at its first step; say so now, listing all of it.</summary>
@@ -109,6 +146,10 @@ public static class PrepareJob
                 return stopped is not null || PodProgress.AllRunning(p, pulls);
             }, timeout.Token);
         }
+        catch (HookException e) when (e.Message.Contains("init container", StringComparison.Ordinal))
+        {
+            throw await WithInitLogAsync(ctx, podName, e);
+        }
         catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)
         {
             var last = await ctx.Cluster.ReadPodAsync(podName, ctx.Cancel);
@@ -122,6 +163,15 @@ public static class PrepareJob
         var log = await ctx.Cluster.ReadLogTailAsync(podName, stopped.Name, 10, ctx.Cancel);
         var quoted = log.Count == 0 ? "it wrote no log" : "its last log lines:\n" + string.Join('\n', log.Select(l => "  " + l));
         throw new HookException($"{what} ({stopped.Image}) exited with code {t.ExitCode} ({t.Reason}{(t.Message is { Length: > 0 } m ? ": " + m.Trim() : "")}) before the job started; {quoted}");
+    }
+
+    /// <summary>An init container that failed (no-volume mode's externals copy) says why in its log.</summary>
+    static async Task<HookException> WithInitLogAsync(HookContext ctx, string podName, HookException e)
+    {
+        var init = (await ctx.Cluster.ReadPodAsync(podName, ctx.Cancel))?.Status?.InitContainerStatuses?.FirstOrDefault(s => s.State?.Terminated is { ExitCode: not 0 });
+        if (init is null) return e;
+        var lines = await ctx.Cluster.ReadLogTailAsync(podName, init.Name, 5, ctx.Cancel);
+        return new HookException(e.Message + (lines.Count == 0 ? "" : " Its log: " + string.Join(" | ", lines)));
     }
 
     /// <summary>The runner picks its Alpine (musl) node build for JavaScript actions from this.</summary>

@@ -1,6 +1,7 @@
 using System.Text;
 using Shipyard.Pods;
 using Shipyard.Protocol;
+using Shipyard.Sync;
 
 namespace Shipyard.Commands;
 
@@ -20,14 +21,27 @@ public static class RunScriptStep
         var podName = state?.JobPod ?? throw new HookException("run_script_step needs the job pod from prepare_job, but the hook state has none.");
         var entryPoint = args.EntryPoint is { Length: > 0 } e ? e : throw new HookException("run_script_step arrived without an entryPoint.");
 
-        ProvideExternals(ctx, args, entryPoint);
+        // No-volume job pods have the runner image's externals already.
+        if (ctx.Local is null) ProvideExternals(ctx, args, entryPoint);
         var step = StepDirectory.Create(ctx.Settings.WorkDirectory);
         var inPod = ctx.JobContainerPath(step.Host);
         await File.WriteAllTextAsync(step.Wrapper, Wrapper(args, entryPoint, inPod), ctx.Cancel);
         try
         {
-            await StartAsync(ctx, podName, step, ctx.JobContainerPath(step.Wrapper));
-            var exit = await FollowAsync(ctx, podName, step);
+            int exit;
+            if (ctx.Local is null)
+            {
+                await StartAsync(ctx, podName, step, ctx.JobContainerPath(step.Wrapper), () => Task.FromResult(step.Started));
+                exit = await FollowAsync(ctx, podName, step);
+            }
+            else
+            {
+                // The runner's new script and file-command files go in first; what the step wrote comes back after.
+                await PushChangesAsync(ctx, podName);
+                await StartAsync(ctx, podName, step, ctx.JobContainerPath(step.Wrapper), () => StartedInPodAsync(ctx, podName, inPod));
+                exit = await FollowInPodAsync(ctx, podName, inPod);
+                await PullChangesAsync(ctx, podName);
+            }
             if (exit != 0)
                 throw new HookException($"The script step exited with code {exit}.", exit);
             return 0;
@@ -40,6 +54,107 @@ public static class RunScriptStep
         finally
         {
             step.Delete();
+        }
+    }
+
+    /// <summary>No-volume mode: what the runner changed in `_work` since the last sync, into the job pod.</summary>
+    public static async Task PushChangesAsync(HookContext ctx, string podName)
+    {
+        var before = WorkManifest.Load(ctx.SyncManifestPath);
+        var now = WorkManifest.Scan(ctx.Settings.WorkDirectory);
+        await ctx.WorkSync.PushAsync(PodLocalWork.Target(podName), now.Since(before), markReady: false, ctx.Cancel,
+            advanceMark: !File.Exists(ctx.SyncManifestPath + ".pull-failed"));
+        now.Save(ctx.SyncManifestPath);
+    }
+
+    /// <summary>No-volume mode: what the step changed in the job pod's `/__w`, back to the runner's `_work`.</summary>
+    public static async Task PullChangesAsync(HookContext ctx, string podName)
+    {
+        var failed = ctx.SyncManifestPath + ".pull-failed";
+        // Until a copy back succeeds, later pushes leave the pod's mark where it is (nothing the pod wrote is skipped).
+        await File.WriteAllTextAsync(failed, "", CancellationToken.None);
+        await ctx.WorkSync.PullAsync(PodLocalWork.Target(podName), null, ctx.Cancel);
+        WorkManifest.Scan(ctx.Settings.WorkDirectory).Save(ctx.SyncManifestPath);
+        File.Delete(failed);
+    }
+
+    static async Task<bool> StartedInPodAsync(HookContext ctx, string podName, string inPod)
+    {
+        try { return await ctx.Cluster.ExecAsync(podName, PodLocalWork.SyncContainer, ["test", "-d", inPod + "/started"], Stream.Null, Stream.Null, ctx.Cancel) == 0; }
+        catch (HookException) { return false; }
+    }
+
+    /// <summary>
+    /// No-volume mode: the step's `out`/`err` are in the pod, so they are streamed by an exec in the sync container
+    /// that exits with the step's status. A broken stream is resumed from the bytes already shown.
+    /// </summary>
+    static async Task<int> FollowInPodAsync(HookContext ctx, string podName, string inPod)
+    {
+        using var stopGuard = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
+        var guard = GuardAsync(ctx, podName, stopGuard.Token);
+        var stdout = new CountingStream(ctx.Stdout);
+        var stderr = new CountingStream(ctx.Stderr);
+        try
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                using var follow = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
+                var exec = ctx.Cluster.ExecAsync(podName, PodLocalWork.SyncContainer,
+                    ["sh", "-c", FollowScript, "sh", inPod, stdout.Count.ToString(), stderr.Count.ToString()], null, stdout, stderr, follow.Token);
+                if (await Task.WhenAny(exec, guard) == guard && guard.IsCompletedSuccessfully && guard.Result is { } gone)
+                {
+                    await follow.CancelAsync();
+                    try { await exec; } catch (Exception x) when (x is HookException or OperationCanceledException) { }
+                    throw new HookException(gone);
+                }
+                try { return await exec; }
+                catch (HookException x) when (attempt < 30 && !ctx.Cancel.IsCancellationRequested)
+                {
+                    ctx.Log.Debug($"Following the step's output broke ({x.Message}); resuming at {stdout.Count}/{stderr.Count} bytes.");
+                    await Task.Delay(TimeSpan.FromSeconds(Math.Min(4, attempt)), ctx.Cancel);
+                }
+            }
+        }
+        finally
+        {
+            await stopGuard.CancelAsync();
+            try { await guard; } catch (OperationCanceledException) { }
+        }
+    }
+
+    /// <summary>$1 step directory, $2/$3 bytes of out/err already shown. Exits with the step's status once it is written.</summary>
+    public const string FollowScript = """
+        d=$1; o=$2; e=$3
+        while :; do
+          f=; [ -e "$d/status" ] && f=1
+          n=$(($(wc -c < "$d/out" 2>/dev/null || echo 0)))
+          if [ "$n" -gt "$o" ]; then tail -c +"$((o + 1))" "$d/out" | head -c "$((n - o))"; o=$n; fi
+          n=$(($(wc -c < "$d/err" 2>/dev/null || echo 0)))
+          if [ "$n" -gt "$e" ]; then tail -c +"$((e + 1))" "$d/err" | head -c "$((n - e))" >&2; e=$n; fi
+          if [ -n "$f" ]; then exit "$(cat "$d/status")"; fi
+          sleep 0.05
+        done
+        """;
+
+    /// <summary>Counts what passed, so a resumed follow starts where the broken one stopped.</summary>
+    sealed class CountingStream(Stream inner) : Stream
+    {
+        public long Count { get; private set; }
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => Count; set => throw new NotSupportedException(); }
+        public override void Flush() => inner.Flush();
+        public override Task FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) { inner.Write(buffer, offset, count); Count += count; }
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
+        {
+            await inner.WriteAsync(buffer, ct);
+            Count += buffer.Length;
         }
     }
 
@@ -109,20 +224,21 @@ public static class RunScriptStep
     }
 
     /// <summary>Starts the wrapper. Retried when the API cannot be reached: a second start is a no-op.</summary>
-    static async Task StartAsync(HookContext ctx, string podName, StepDirectory step, string wrapper)
+    static async Task StartAsync(HookContext ctx, string podName, StepDirectory step, string wrapper, Func<Task<bool>> started)
     {
         for (var attempt = 1; ; attempt++)
         {
             int exit;
             try { exit = await ctx.Cluster.ExecAsync(podName, Names.JobContainer, ["sh", "-e", wrapper], ctx.Stdout, ctx.Stderr, ctx.Cancel); }
-            catch (HookException) when (step.Started) { return; } // it started; only the answer was lost
-            catch (HookException e) when (attempt < 8)
+            catch (HookException e)
             {
+                if (await started()) return; // it started; only the answer was lost
+                if (attempt >= 8) throw;
                 ctx.Log.Debug($"Starting the step failed ({e.Message}); retrying.");
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(4000, 200 * Math.Pow(2, attempt - 1))), ctx.Cancel);
                 continue;
             }
-            if (step.Started) return;
+            if (await started()) return;
             throw new HookException($"The step could not be started in the job container of {podName} (the wrapper exited with {exit}); the job container needs sh, mkdir and write access to {ctx.JobContainerPath(step.Host)}.", exit == 0 ? 1 : exit);
         }
     }

@@ -9,7 +9,8 @@ public sealed record JobPodOptions(
     PodPlacement Placement,
     WorkVolume Work,
     string? WorkspaceHostPath,
-    string? PullSecret)
+    string? PullSecret,
+    PodLocalWork? Local = null)
 {
     /// <summary>The Secret holding every container's env values.</summary>
     public string EnvSecret => Names.EnvSecret(Name);
@@ -39,10 +40,13 @@ public static class JobPod
             Containers = containers,
             RestartPolicy = "Never",
             AutomountServiceAccountToken = false,
-            Volumes = [o.Work.Volume()],
+            Volumes = o.Local is null ? [o.Work.Volume()] : [o.Work.Volume(), PodLocalWork.Externals()],
+            // The files go in before the job container starts: directories are the runner's, as on a work volume.
+            InitContainers = o.Local is null ? null : [o.Local.ExternalsCopy(), o.Local.Fill()],
             ImagePullSecrets = o.PullSecret is null ? null : [new V1LocalObjectReference { Name = o.PullSecret }],
             TerminationGracePeriodSeconds = TerminationGraceSeconds,
         };
+        if (o.Local is not null) containers.Add(o.Local.Sync());
         o.Placement.Place(spec);
         var secret = new V1Secret
         {
@@ -64,7 +68,8 @@ public static class JobPod
         var mounts = new List<V1VolumeMount>
         {
             o.Work.Mount("/__w"),
-            o.Work.Mount("/__e", "externals", readOnly: true),
+            o.Local is null ? o.Work.Mount("/__e", "externals", readOnly: true)
+                : new V1VolumeMount { Name = PodLocalWork.ExternalsVolume, MountPath = "/__e", ReadOnlyProperty = true },
             o.Work.Mount("/github/home", "_temp/_github_home"),
             o.Work.Mount("/github/workflow", "_temp/_github_workflow"),
         };

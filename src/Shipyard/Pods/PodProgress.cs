@@ -41,6 +41,16 @@ public static class PodProgress
         return s?.State?.Running is not null || s?.State?.Terminated is not null || pod.Status?.Phase is "Succeeded" or "Failed";
     }
 
+    /// <summary>True once the init container runs (or the pod is past it).</summary>
+    public static bool InitRunning(V1Pod pod, string container, StartFailureTracker? pulls = null)
+    {
+        ThrowIfCannotStart(pod, pulls);
+        var s = pod.Status?.InitContainerStatuses?.FirstOrDefault(c => c.Name == container);
+        if (s?.State?.Terminated is not null)
+            throw new HookException($"Pod {pod.Metadata.Name} went past its init container '{container}' before it was filled: {Describe(pod)}");
+        return s?.State?.Running is not null;
+    }
+
     /// <summary>A container of a pod that should keep running (the job pod) that has exited.</summary>
     public static V1ContainerStatus? StoppedContainer(V1Pod pod) =>
         pod.Status?.ContainerStatuses?.FirstOrDefault(s => s.State?.Terminated is not null);
@@ -58,6 +68,9 @@ public static class PodProgress
             if (Retried(reason, waiting.Message) ? pulls is null || pulls.GivesUp(s.Name, reason, waiting.Message) : Fatal.Contains(reason))
                 throw new HookException($"Pod {name} cannot start container '{s.Name}' ({s.Image}): {reason}: {Clean(waiting.Message)}");
         }
+        foreach (var s in pod.Status?.InitContainerStatuses ?? [])
+            if (s.State?.Terminated is { ExitCode: not 0 } t)
+                throw new HookException($"Pod {name} cannot start: init container '{s.Name}' ({s.Image}) exited with code {t.ExitCode} ({t.Reason}{(t.Message is { Length: > 0 } m ? ": " + Clean(m) : "")}).");
         var scheduled = pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled");
         if (scheduled is { Status: "False", Reason: "Unschedulable" })
             throw new HookException($"Pod {name} cannot be scheduled: {Clean(scheduled.Message)}");

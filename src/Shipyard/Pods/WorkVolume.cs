@@ -4,17 +4,16 @@ namespace Shipyard.Pods;
 
 /// <summary>
 /// The runner's `_work` directory is the root of the work PVC. Runner-host paths under it become
-/// subPath mounts, so job, step and builder pods see exactly the runner's files.
+/// subPath mounts, so job, step and builder pods see exactly the runner's files. In no-volume mode the
+/// same mounts come from a pod-local emptyDir that Shipyard keeps in sync with the runner's `_work`.
 /// </summary>
-public sealed record WorkVolume(string HostRoot, string ClaimName)
+public sealed record WorkVolume(string HostRoot, string ClaimName, bool PodLocal = false)
 {
     public const string Name = "work";
 
-    public V1Volume Volume() => new()
-    {
-        Name = Name,
-        PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = ClaimName },
-    };
+    public V1Volume Volume() => PodLocal
+        ? new() { Name = Name, EmptyDir = new V1EmptyDirVolumeSource() }
+        : new() { Name = Name, PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = ClaimName } };
 
     /// <summary>The subPath of a runner-host path, or null when it is outside the work volume.</summary>
     public string? TrySubPath(string hostPath)

@@ -11,7 +11,16 @@ public sealed record HookInput(
     HookState? State);
 
 /// <summary>What the hook carries between calls of one job; the runner stores it verbatim.</summary>
-public sealed record HookState(string? JobPod);
+/// <param name="Mode">`novolume` when prepare_job chose pod-local volumes; later calls follow it.</param>
+/// <param name="RunnerImage">No-volume mode: the image of the fill and sync containers.</param>
+public sealed record HookState(
+    string? JobPod,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Mode = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RunnerImage = null)
+{
+    public const string NoVolumeMode = "novolume";
+    public bool NoVolume => Mode == NoVolumeMode;
+}
 
 public sealed record RegistryCredentials(string? Username, string? Password, string? ServerUrl);
 

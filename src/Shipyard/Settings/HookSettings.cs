@@ -5,6 +5,12 @@ public enum BuilderKind { Kaniko, Buildah }
 /// <summary>When the runner's node builds are copied into the work volume: when a step first names one, or all at job start.</summary>
 public enum ExternalsCopy { FirstUse, All }
 
+/// <summary>
+/// How the runner shares `_work` with the pods: the work claim mounted by every pod (`volume`, ARC's
+/// `kubernetes`), or pod-local volumes kept in sync over exec (`novolume`, ARC's `kubernetes-novolume`).
+/// </summary>
+public enum WorkMode { Auto, Volume, NoVolume }
+
 /// <summary>Where the builder pushes, where the kubelet pulls, and with which Secret.</summary>
 public sealed record RegistrySettings(string PushHost, string PullHost, string SecretName, bool Insecure);
 
@@ -30,6 +36,12 @@ public sealed partial record HookSettings
     /// <summary>The runner's own externals (node etc.), copied to `_work/externals` for the job container.</summary>
     public required string ExternalsDirectory { get; init; }
     public ExternalsCopy ExternalsCopy { get; init; } = ExternalsCopy.FirstUse;
+    /// <summary>Auto: volume mode when the runner pod mounts the work claim, no-volume mode otherwise.</summary>
+    public WorkMode Mode { get; init; } = WorkMode.Auto;
+    /// <summary>The runner's own image (ARC sets ACTIONS_RUNNER_IMAGE in no-volume mode); else read from the runner pod.</summary>
+    public string? RunnerImage { get; init; }
+    /// <summary>Where the runner image holds its externals; no-volume pods copy them from there, node-locally.</summary>
+    public string RunnerImageExternals { get; init; } = "/home/runner/externals";
     /// <summary>GITHUB_WORKSPACE on the runner host.</summary>
     public string? Workspace { get; init; }
 
@@ -110,6 +122,15 @@ public sealed partial record HookSettings
             "all" => ExternalsCopy.All,
             var other => Bad(ExternalsCopy.FirstUse, $"{Prefix}EXTERNALS_COPY must be first-use or all, not '{other}'."),
         };
+        var mode = Get(Prefix + "MODE")?.ToLowerInvariant() switch
+        {
+            null or "auto" => WorkMode.Auto,
+            "volume" or "kubernetes" => WorkMode.Volume,
+            "novolume" or "kubernetes-novolume" => WorkMode.NoVolume,
+            var other => Bad(WorkMode.Auto, $"{Prefix}MODE must be auto, volume or novolume, not '{other}'."),
+        };
+        var imageExternals = Get(Prefix + "RUNNER_IMAGE_EXTERNALS") ?? "/home/runner/externals";
+        if (!imageExternals.StartsWith('/')) errors.Add($"{Prefix}RUNNER_IMAGE_EXTERNALS must be an absolute path in the runner image, not '{imageExternals}'.");
         T Bad<T>(T fallback, string error) { errors.Add(error); return fallback; }
         // BUILDER_CPU_REQUEST, BUILDER_MEMORY_LIMIT, …: a quantity, or `none` to leave it unset.
         IReadOnlyDictionary<string, string> Quantities(string kind, IReadOnlyDictionary<string, string> defaults)
@@ -139,6 +160,9 @@ public sealed partial record HookSettings
             WorkDirectory = work,
             ExternalsDirectory = Path.GetFullPath(Path.Combine(work, "..", "externals")),
             ExternalsCopy = externalsCopy,
+            Mode = mode,
+            RunnerImage = Get("ACTIONS_RUNNER_IMAGE"),
+            RunnerImageExternals = imageExternals.TrimEnd('/') is { Length: > 0 } e ? e : "/",
             Workspace = Get("GITHUB_WORKSPACE"),
             RegistryHost = Get(Prefix + "REGISTRY_HOST"),
             RegistryHostPush = Get(Prefix + "REGISTRY_HOST_PUSH"),

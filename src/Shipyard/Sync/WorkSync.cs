@@ -1,0 +1,216 @@
+using System.Security.Cryptography;
+using System.Text;
+using Shipyard.Cluster;
+
+namespace Shipyard.Sync;
+
+/// <summary>Where a pod's copy of `_work` is, and which container of it (runner image: sh, GNU tar and find) does the copying.</summary>
+public sealed record SyncTarget(string Pod, string Container, string Root = SyncTarget.PodRoot)
+{
+    public const string PodRoot = "/__w";
+}
+
+/// <summary>
+/// No-volume mode's transfers between the runner's `_work` and a pod-local copy, as tar over exec. v4 exec
+/// cannot close stdin, so nothing depends on EOF: what goes in is read as exactly N bytes and checked
+/// against its SHA-256 before anything is unpacked; what comes out is framed by a header line with the
+/// sizes and SHA-256 of the path list and the archive, and checked the same way. A short or corrupt
+/// transfer fails with one line and changes nothing on the receiving side.
+/// </summary>
+public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<string> debug, Action<string> warn)
+{
+    const int IncompleteExit = 86;
+    const string Header = "shipyard-sync";
+
+    /// <summary>
+    /// Sends <paramref name="changes"/> into the pod; afterwards the pod's later changes are told apart by ctime.
+    /// <paramref name="advanceMark"/> false keeps the old mark: the last copy back failed, so what the pod changed
+    /// since is sent at the next one (with what this push wrote, once).
+    /// </summary>
+    public async Task PushAsync(SyncTarget target, WorkChanges changes, bool markReady, CancellationToken ct, bool advanceMark = true)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var tmp = Path.Combine(Path.GetTempPath(), $"shipyard-push-{Guid.NewGuid():N}.tar");
+        try
+        {
+            string sha;
+            long length;
+            await using (var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 64 * 1024))
+            {
+                WorkArchive.Write(f, runnerRoot, changes);
+                length = f.Length;
+                f.Position = 0;
+                sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(f, ct));
+            }
+            string[] command = ["sh", "-c", PushScript, "sh", target.Root, length.ToString(), sha, markReady ? "ready" : "-", advanceMark ? "advance" : "-"];
+            var (exit, err) = await WithRetryAsync(target, "into", async () =>
+            {
+                await using var input = new FileStream(tmp, FileMode.Open, FileAccess.Read, FileShare.Read, 64 * 1024);
+                var stderr = new MemoryStream();
+                return (await cluster.ExecAsync(target.Pod, target.Container, command, input, Stream.Null, stderr, ct), stderr);
+            });
+            if (exit == IncompleteExit)
+                throw new HookException($"The copy of the runner's work files into pod {target.Pod} arrived incomplete ({Text(err)}); nothing was unpacked, so the step fails.");
+            if (exit != 0)
+                throw new HookException($"Copying the runner's work files into pod {target.Pod} failed (exit {exit}): {Text(err)}");
+            debug($"sync into {target.Pod}: {changes.Changed.Count} entries, {changes.Deleted.Count} removals, {length} bytes in {clock.ElapsedMilliseconds} ms");
+        }
+        finally
+        {
+            File.Delete(tmp);
+        }
+    }
+
+    /// <summary>
+    /// Brings back what changed in the pod since the last push (below <paramref name="only"/> when given), and
+    /// removes on the runner what the pod no longer has.
+    /// </summary>
+    public async Task PullAsync(SyncTarget target, IReadOnlyList<string>? only, CancellationToken ct)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var tmp = Path.Combine(Path.GetTempPath(), $"shipyard-pull-{Guid.NewGuid():N}");
+        var roots = (only ?? [""]).Select(p => p.Length == 0 ? "." : "./" + p).ToList();
+        string[] command = ["sh", "-c", PullScript, "sh", target.Root, .. roots];
+        try
+        {
+            var (exit, err) = await WithRetryAsync(target, "from", async () =>
+            {
+                await using var output = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 64 * 1024);
+                var stderr = new MemoryStream();
+                return (await cluster.ExecAsync(target.Pod, target.Container, command, null, output, stderr, ct), stderr);
+            });
+            if (exit != 0)
+                throw new HookException($"Copying the step's files back from pod {target.Pod} failed (exit {exit}): {Text(err)}");
+            await using var framed = new FileStream(tmp, FileMode.Open, FileAccess.Read, FileShare.None, 64 * 1024);
+            var frame = ReadFrame(framed, target.Pod);
+            var inPod = frame.Paths;
+            var onRunner = WorkManifest.Scan(runnerRoot, only);
+            // Only below the subtrees the pod listed (their ancestors are the runner's), never below what it could not read.
+            WorkArchive.Remove(runnerRoot, onRunner.Entries.Select(e => e.Path)
+                .Where(p => !inPod.Contains(p) && (only is null || only.Any(o => o.Length == 0 || p.StartsWith(o + "/", StringComparison.Ordinal)))
+                    && !frame.Unreadable.Any(d => p.StartsWith(d + "/", StringComparison.Ordinal))));
+            framed.Position = frame.ArchiveAt;
+            var written = WorkArchive.Extract(new BoundedStream(framed, frame.ArchiveLength), runnerRoot);
+            // As on a work volume the runner's user could not read them either; said once, not a failure.
+            if (err.Length > 0 || frame.Unreadable.Count > 0)
+                warn($"What the sync container (the runner image's user) cannot read in pod {target.Pod} stays in the pod only, as on a work volume the runner could not read it: " +
+                    string.Join("; ", frame.Unreadable.Select(d => d + "/").Append(err.Length > 0 ? Text(err) : "").Where(t => t.Length > 0)));
+            debug($"sync from {target.Pod}: {written} entries of {inPod.Count}, {frame.ArchiveLength} bytes in {clock.ElapsedMilliseconds} ms");
+        }
+        finally
+        {
+            File.Delete(tmp);
+        }
+    }
+
+    /// <summary>A broken exec stream is retried (a transfer is whole or not at all); the command's own failure is not.</summary>
+    async Task<(int Exit, MemoryStream Err)> WithRetryAsync(SyncTarget target, string direction, Func<Task<(int, MemoryStream)>> attempt)
+    {
+        for (var i = 1; ; i++)
+        {
+            try { return await attempt(); }
+            catch (HookException e) when (i < 3)
+            {
+                debug($"sync {direction} {target.Pod} broke ({e.Message}); retrying");
+                await Task.Delay(300 * i);
+            }
+            catch (HookException e)
+            {
+                throw new HookException($"Copying the runner's work files {direction} pod {target.Pod} failed: {e.Message}");
+            }
+        }
+    }
+
+    /// <param name="Unreadable">Directories the pod's sync user could not read: their contents are unknown.</param>
+    public sealed record Frame(HashSet<string> Paths, IReadOnlyList<string> Unreadable, long ArchiveAt, long ArchiveLength);
+
+    /// <summary>Reads and checks the header line, the NUL-separated path list and the archive's size and digest.</summary>
+    public static Frame ReadFrame(Stream s, string pod)
+    {
+        var line = new List<byte>();
+        int b;
+        while ((b = s.ReadByte()) >= 0 && b != '\n' && line.Count < 512) line.Add((byte)b);
+        var f = Encoding.ASCII.GetString(line.ToArray()).Split(' ');
+        if (b != '\n' || f.Length != 5 || f[0] != Header || !long.TryParse(f[1], out var listLength) || !long.TryParse(f[3], out var archiveLength))
+            throw new HookException($"The copy of the step's files from pod {pod} has no valid header ({s.Length} bytes arrived); the step's outcome is unknown, so it fails.");
+        var listAt = s.Position;
+        if (s.Length - listAt != listLength + archiveLength)
+            throw new HookException($"The copy of the step's files from pod {pod} is incomplete: {s.Length - listAt} of {listLength + archiveLength} bytes arrived, so the step fails.");
+        var list = new byte[listLength];
+        s.ReadExactly(list);
+        if (Convert.ToHexStringLower(SHA256.HashData(list)) != f[2])
+            throw new HookException($"The path list copied from pod {pod} does not match its checksum; the step fails.");
+        var archiveAt = s.Position;
+        var digest = Convert.ToHexStringLower(SHA256.HashData(new BoundedStream(s, archiveLength)));
+        if (digest != f[4])
+            throw new HookException($"The archive copied from pod {pod} does not match its checksum; the step fails.");
+        var names = Encoding.UTF8.GetString(list).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        var paths = names.Select(WorkArchive.Relative).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var unreadable = names.Where(n => n.EndsWith('/')).Select(WorkArchive.Relative).OfType<string>().ToList();
+        return new Frame(paths, unreadable, archiveAt, archiveLength);
+    }
+
+    static string Text(MemoryStream s) => Encoding.UTF8.GetString(s.ToArray()).Trim().Replace('\n', ' ') is { Length: > 0 } t ? t : "no message";
+
+    /// <summary>$1 root, $2 bytes, $3 sha256, $4 `ready` to let a waiting init container go, $5 `advance` to move the mark.</summary>
+    public const string PushScript = """
+        set -eu
+        cd "$1"
+        s=.shipyard-sync
+        mkdir -p "$s"
+        head -c "$2" > "$s/in.tar"
+        got=$(($(wc -c < "$s/in.tar")))
+        if [ "$got" -ne "$2" ] || [ "$(sha256sum < "$s/in.tar" | cut -c1-64)" != "$3" ]; then
+          echo "$got of $2 bytes, checksum mismatch" >&2; rm -f "$s/in.tar"; exit 86
+        fi
+        tar -x -f "$s/in.tar" --no-same-owner "$s/deleted"
+        xargs -0 -r rm -rf -- < "$s/deleted"
+        tar -x -p -f "$s/in.tar" --no-same-owner --no-overwrite-dir
+        rm -f "$s/in.tar" "$s/deleted"
+        if [ "$5" = advance ] || [ ! -e "$s/mark" ]; then touch "$s/mark"; fi
+        if [ "$4" = ready ]; then touch "$s/ready"; fi
+        """;
+
+    /// <summary>$1 root, then the subtrees (`./…`). Step directories are the hook's own, removed here, never copied back.</summary>
+    public const string PullScript = """
+        set -eu
+        cd "$1"; shift
+        s=.shipyard-sync
+        mkdir -p "$s"
+        [ -e "$s/mark" ] || touch -d @0 "$s/mark"
+        # A directory this user cannot read is listed with a trailing / and not entered: what it holds is unknown, not gone.
+        find "$@" -mindepth 1 \( -path "./$s" -o -path './_temp/shipyard-step-*' -o -path ./_temp/_runner_hook_responses \) -prune \
+          -o -type d \( ! -readable -o ! -executable \) -printf '%p/\0' -prune -o -printf '%p\0' > "$s/all"
+        find "$@" -mindepth 1 \( -path "./$s" -o -path './_temp/shipyard-step-*' -o -path ./_temp/_runner_hook_responses \) -prune \
+          -o -type d \( ! -readable -o ! -executable \) -prune -o -cnewer "$s/mark" -printf '%p\0' > "$s/changed"
+        tar -c -f "$s/out.tar" --format=pax --no-recursion --null -T "$s/changed" --ignore-failed-read 2> "$s/unreadable" || { cat "$s/unreadable" >&2; exit 1; }
+        cat "$s/unreadable" >&2
+        rm -rf ./_temp/shipyard-step-*
+        printf 'shipyard-sync %s %s %s %s\n' "$(($(wc -c < "$s/all")))" "$(sha256sum < "$s/all" | cut -c1-64)" "$(($(wc -c < "$s/out.tar")))" "$(sha256sum < "$s/out.tar" | cut -c1-64)"
+        cat "$s/all" "$s/out.tar"
+        rm -f "$s/all" "$s/changed" "$s/out.tar" "$s/unreadable"
+        """;
+}
+
+/// <summary>A read-only window of <paramref name="length"/> bytes from the current position.</summary>
+sealed class BoundedStream(Stream inner, long length) : Stream
+{
+    readonly long total = length;
+    long left = length;
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => total;
+    public override long Position { get => total - left; set => throw new NotSupportedException(); }
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        if (left <= 0) return 0;
+        var n = inner.Read(buffer, offset, (int)Math.Min(count, left));
+        left -= n;
+        return n;
+    }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
