@@ -19,7 +19,7 @@ public sealed record HookState(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RunnerImage = null)
 {
     public const string NoVolumeMode = "novolume";
-    public bool NoVolume => Mode == NoVolumeMode;
+    [JsonIgnore] public bool NoVolume => Mode == NoVolumeMode;
 }
 
 public sealed record RegistryCredentials(string? Username, string? Password, string? ServerUrl);

@@ -1,0 +1,258 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using System.Text;
+using k8s.Models;
+using Shipyard.Pods;
+using Shipyard.Protocol;
+using Shipyard.Settings;
+using Shipyard.Sync;
+using static Shipyard.Tests.Fixtures;
+
+namespace Shipyard.Tests;
+
+/// <summary>No-volume mode's pure parts: the manifest diff, the archive both ways, the frame check, the pod shapes, the mode choice.</summary>
+public sealed class NoVolumeTests : IDisposable
+{
+    readonly string root = Directory.CreateTempSubdirectory("shipyard-sync-").FullName;
+
+    public void Dispose() => Directory.Delete(root, true);
+
+    string Write(string rel, string text)
+    {
+        var path = Path.Combine(root, rel);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    [Fact]
+    public void Only_what_changed_since_the_last_sync_is_sent_and_removals_are_listed_once()
+    {
+        Write("repo/a.txt", "a");
+        Write("repo/old/x.txt", "x");
+        Write("repo/old/y.txt", "y");
+        Write("_temp/_runner_hook_responses/r.json", "{}");
+        Write(".shipyard-sync/job-pod-manifest", "");
+        var first = WorkManifest.Scan(root);
+        Assert.DoesNotContain(first.Entries, e => e.Path.StartsWith("_temp/_runner_hook_responses/") || e.Path.StartsWith(".shipyard-sync"));
+        Assert.Contains(first.Entries, e => e.Path == "_temp" && e.Type == 'd');
+
+        Assert.True(first.Since(first).IsEmpty);
+        File.SetLastWriteTimeUtc(Write("repo/a.txt", "a2"), DateTime.UtcNow.AddMinutes(1));
+        Write("repo/new.txt", "n");
+        Directory.Delete(Path.Combine(root, "repo", "old"), true);
+        var changes = WorkManifest.Scan(root).Since(first);
+        Assert.Equal(["repo", "repo/a.txt", "repo/new.txt"], changes.Changed.Select(e => e.Path));
+        Assert.Equal(["repo/old"], changes.Deleted); // what it held goes with it
+    }
+
+    [Fact]
+    public void A_path_that_changed_type_is_removed_then_written_and_links_are_not_followed()
+    {
+        Write("w/thing", "file");
+        Directory.CreateDirectory(Path.Combine(root, "outside"));
+        Write("outside/secret", "s");
+        File.CreateSymbolicLink(Path.Combine(root, "w", "link"), "../outside");
+        var before = WorkManifest.Scan(root, ["w"]);
+        Assert.Contains(before.Entries, e => e.Path == "w/link" && e.Type == 'l');
+        Assert.DoesNotContain(before.Entries, e => e.Path.StartsWith("w/link/") || e.Path.StartsWith("outside"));
+
+        File.Delete(Path.Combine(root, "w", "thing"));
+        Write("w/thing/inner", "now a directory");
+        var changes = WorkManifest.Scan(root, ["w"]).Since(before);
+        Assert.Equal(["w/thing"], changes.Deleted);
+        Assert.Contains(changes.Changed, e => e.Path == "w/thing" && e.Type == 'd');
+        Assert.Contains(changes.Changed, e => e.Path == "w/thing/inner");
+    }
+
+    [Fact]
+    public void The_manifest_survives_a_save_with_any_path_and_an_unreadable_one_means_send_everything()
+    {
+        Write("dir with\ttab and\nnewline/f", "x");
+        var m = WorkManifest.Scan(root);
+        var file = Path.Combine(root, ".shipyard-sync", "m");
+        m.Save(file);
+        Assert.True(WorkManifest.Scan(root).Since(WorkManifest.Load(file)).IsEmpty);
+        File.WriteAllText(file, "garbage");
+        Assert.Empty(WorkManifest.Load(file).Entries);
+    }
+
+    [Fact]
+    public void The_archive_into_a_pod_starts_with_the_removal_list_and_keeps_modes()
+    {
+        var script = Write("_temp/s.sh", "echo hi");
+        File.SetUnixFileMode(script, (UnixFileMode)0b111_101_101);
+        var changes = new WorkChanges(WorkManifest.Scan(root).Entries.OrderBy(e => e.Path, StringComparer.Ordinal).ToList(), ["gone/one", "-dash"]);
+        var tar = new MemoryStream();
+        WorkArchive.Write(tar, root, changes);
+        tar.Position = 0;
+        using var reader = new TarReader(tar);
+        var first = reader.GetNextEntry()!;
+        Assert.Equal(".shipyard-sync/deleted", first.Name);
+        Assert.Equal("gone/one\0-dash\0", new StreamReader(first.DataStream!).ReadToEnd());
+        var entries = new List<TarEntry>();
+        while (reader.GetNextEntry(copyData: true) is { } e) entries.Add(e);
+        Assert.Equal((UnixFileMode)0b111_101_101, entries.Single(e => e.Name == "_temp/s.sh").Mode);
+    }
+
+    static MemoryStream Archive(params (string Name, TarEntryType Type, string Data, string? Link)[] entries)
+    {
+        var s = new MemoryStream();
+        using (var w = new TarWriter(s, TarEntryFormat.Pax, leaveOpen: true))
+            foreach (var (name, type, data, link) in entries)
+            {
+                var entry = new PaxTarEntry(type, name)
+                {
+                    Mode = (UnixFileMode)0b110_100_100, ModificationTime = new DateTimeOffset(2024, 1, 2, 3, 4, 5, TimeSpan.Zero),
+                };
+                if (link is not null) entry.LinkName = link;
+                if (type == TarEntryType.RegularFile) entry.DataStream = new MemoryStream(Encoding.UTF8.GetBytes(data));
+                w.WriteEntry(entry);
+            }
+        s.Position = 0;
+        return s;
+    }
+
+    [Fact]
+    public void What_a_pod_sends_back_never_lands_outside_the_work_directory()
+    {
+        var outside = Directory.CreateTempSubdirectory("shipyard-outside-").FullName;
+        try
+        {
+            var work = Path.Combine(root, "work");
+            Directory.CreateDirectory(work);
+            var written = WorkArchive.Extract(Archive(
+                ("../escape.txt", TarEntryType.RegularFile, "no", null),
+                ("/abs.txt", TarEntryType.RegularFile, "no", null),
+                ("ws/link", TarEntryType.SymbolicLink, "", outside),
+                ("ws/link/planted.txt", TarEntryType.RegularFile, "through the link?", null),
+                (".shipyard-sync/mark", TarEntryType.RegularFile, "private", null),
+                ("./ws/ok.txt", TarEntryType.RegularFile, "ok", null)), work);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
+            Assert.False(File.Exists(Path.Combine(root, "escape.txt")));
+            Assert.Equal("through the link?", File.ReadAllText(Path.Combine(work, "ws", "link", "planted.txt"))); // the link was replaced by a directory
+            Assert.Null(new DirectoryInfo(Path.Combine(work, "ws", "link")).LinkTarget);
+            Assert.False(Directory.Exists(Path.Combine(work, ".shipyard-sync")));
+            Assert.Equal("ok", File.ReadAllText(Path.Combine(work, "ws", "ok.txt")));
+            Assert.Equal(new DateTime(2024, 1, 2, 3, 4, 5, DateTimeKind.Utc), File.GetLastWriteTimeUtc(Path.Combine(work, "ws", "ok.txt")));
+            Assert.Equal(3, written); // the link, the file that replaced it, ok.txt
+        }
+        finally { Directory.Delete(outside, true); }
+    }
+
+    static MemoryStream Frame(string list, byte[] archive, string? listSha = null, string? archiveSha = null, int cut = 0)
+    {
+        var l = Encoding.UTF8.GetBytes(list);
+        var header = $"shipyard-sync {l.Length} {listSha ?? Convert.ToHexStringLower(SHA256.HashData(l))} {archive.Length} {archiveSha ?? Convert.ToHexStringLower(SHA256.HashData(archive))}\n";
+        var all = Encoding.ASCII.GetBytes(header).Concat(l).Concat(archive).ToArray();
+        return new MemoryStream(all[..^cut]);
+    }
+
+    [Fact]
+    public void A_copy_back_is_checked_whole_before_anything_is_applied()
+    {
+        var archive = Archive(("a.txt", TarEntryType.RegularFile, "a", null)).ToArray();
+        var ok = WorkSync.ReadFrame(Frame("./a.txt\0./locked/\0./b\0", archive), "p");
+        Assert.Equal(["a.txt", "locked", "b"], ok.Paths);
+        Assert.Equal(["locked"], ok.Unreadable);
+
+        Assert.Contains("incomplete: ", Assert.Throws<HookException>(() => WorkSync.ReadFrame(Frame("./a.txt\0", archive, cut: 100), "p")).Message);
+        Assert.Contains("checksum", Assert.Throws<HookException>(() => WorkSync.ReadFrame(Frame("./a.txt\0", archive, archiveSha: new string('0', 64)), "p")).Message);
+        Assert.Contains("checksum", Assert.Throws<HookException>(() => WorkSync.ReadFrame(Frame("./a.txt\0", archive, listSha: new string('0', 64)), "p")).Message);
+        Assert.Contains("no valid header", Assert.Throws<HookException>(() => WorkSync.ReadFrame(new MemoryStream("tar: error\n"u8.ToArray()), "p")).Message);
+        Assert.Contains("no valid header", Assert.Throws<HookException>(() => WorkSync.ReadFrame(new MemoryStream(), "p")).Message);
+    }
+
+    static readonly PodLocalWork Local = new("ghcr.io/actions/actions-runner:2.330.0", "/home/runner/externals");
+
+    [Fact]
+    public void The_no_volume_job_pod_has_pod_local_volumes_externals_from_the_runner_image_and_no_node()
+    {
+        var placement = Placement with { NoWorkVolume = true };
+        var options = new JobPodOptions("arc-runner-abc-workflow", placement, Work with { PodLocal = true }, "/home/runner/_work/repo/repo", null, Local);
+        var (pod, _, _) = JobPod.Build(Container(), [Container("redis:7")], options);
+        Assert.Null(pod.Spec.NodeName);
+        Assert.Null(pod.Spec.Affinity);
+        Assert.Equal([("work", true), ("externals", true)], pod.Spec.Volumes.Select(v => (v.Name, v.EmptyDir is not null)));
+        Assert.Equal(["shipyard-externals", "shipyard-fill"], pod.Spec.InitContainers.Select(c => c.Name));
+        Assert.All(pod.Spec.InitContainers, c => Assert.Equal(Local.RunnerImage, c.Image));
+        Assert.Contains("/home/runner/externals", pod.Spec.InitContainers[0].Command);
+        Assert.Equal(["job", "redis", "shipyard-sync"], pod.Spec.Containers.Select(c => c.Name));
+        var job = pod.Spec.Containers[0];
+        Assert.Equal(
+            [("/__w", null, "work"), ("/__e", null, "externals"), ("/github/home", "_temp/_github_home", "work"), ("/github/workflow", "_temp/_github_workflow", "work")],
+            job.VolumeMounts.Select(m => (m.MountPath, (string?)m.SubPath, m.Name)));
+        Assert.True(job.VolumeMounts[1].ReadOnlyProperty);
+        Assert.All(pod.Spec.Containers.Concat(pod.Spec.InitContainers), c => Assert.Null(c.SecurityContext));
+    }
+
+    [Fact]
+    public void A_no_volume_step_pod_waits_for_its_files_and_keeps_a_container_to_give_them_back()
+    {
+        var step = Container("alpine:3", env: new() { ["A"] = "1" });
+        var pod = StepPod.Build(step, new StepPodOptions("arc-runner-abc-step-1", "alpine:3", Placement with { NoWorkVolume = true }, Work with { PodLocal = true }, "repo/repo", "env", []));
+        Local.AddTo(pod.Spec);
+        Assert.Equal("shipyard-fill", Assert.Single(pod.Spec.InitContainers).Name);
+        Assert.Contains(".shipyard-sync/ready", string.Join(' ', pod.Spec.InitContainers[0].Command));
+        Assert.Equal(["step", "shipyard-sync"], pod.Spec.Containers.Select(c => c.Name));
+        Assert.NotNull(Assert.Single(pod.Spec.Volumes).EmptyDir);
+        Assert.Null(pod.Spec.NodeName);
+    }
+
+    [Theory]
+    [InlineData(null, true, false)]
+    [InlineData(null, false, true)]
+    [InlineData("volume", false, false)]
+    [InlineData("novolume", true, true)]
+    [InlineData("kubernetes-novolume", true, true)]
+    public void The_mode_follows_the_setting_else_whether_the_runner_pod_mounts_the_work_claim(string? setting, bool mountsClaim, bool noVolume)
+    {
+        var env = new Dictionary<string, string> { ["ACTIONS_RUNNER_POD_NAME"] = "arc-runner-abc", ["ACTIONS_RUNNER_IMAGE"] = "runner:1" };
+        if (setting is not null) env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_MODE"] = setting;
+        var settings = HookSettings.FromEnvironment(n => env.GetValueOrDefault(n));
+        var runnerPod = RunnerPod.From(new V1Pod
+        {
+            Metadata = new V1ObjectMeta { Name = "arc-runner-abc", Uid = "u" },
+            Spec = new V1PodSpec
+            {
+                Containers = [new V1Container { Name = "runner", Image = "runner:1" }],
+                // ARC's kube-mode work volume is an ephemeral one: its claim is `<pod>-<volume>`.
+                Volumes = mountsClaim ? [new V1Volume { Name = "work", Ephemeral = new V1EphemeralVolumeSource() }] : [],
+            },
+        });
+        var ctx = new HookContext(settings, null!, new Shipyard.Output.Workflow(TextWriter.Null, TextWriter.Null), Stream.Null, Stream.Null, default).ForRunner(runnerPod);
+        Assert.Equal(noVolume, ctx.Local is not null);
+        Assert.Equal(noVolume, ctx.Work.PodLocal);
+    }
+
+    [Fact]
+    public void The_runner_image_comes_from_the_setting_else_the_runner_container_and_a_bad_mode_is_named()
+    {
+        var pod = RunnerPod.From(new V1Pod
+        {
+            Metadata = new V1ObjectMeta { Name = "r", Uid = "u" },
+            Spec = new V1PodSpec { Containers = [new V1Container { Name = "sidecar", Image = "side:1" }, new V1Container { Name = "runner", Image = "runner:2" }] },
+        });
+        Assert.Equal("runner:2", pod.Image);
+        Assert.False(pod.MountsClaim("r-work"));
+        var e = Assert.Throws<HookException>(() => HookSettings.FromEnvironment(n => n switch
+        {
+            "ACTIONS_RUNNER_POD_NAME" => "r",
+            "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_MODE" => "nfs",
+            "ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_RUNNER_IMAGE_EXTERNALS" => "relative/path",
+            _ => null,
+        }));
+        Assert.Contains("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_MODE must be auto, volume or novolume, not 'nfs'", e.Message);
+        Assert.Contains("ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_RUNNER_IMAGE_EXTERNALS must be an absolute path", e.Message);
+    }
+
+    [Fact]
+    public void Later_calls_follow_the_mode_prepare_job_put_in_the_state()
+    {
+        var settings = HookSettings.FromEnvironment(n => n == "ACTIONS_RUNNER_POD_NAME" ? "r" : null);
+        var ctx = new HookContext(settings, null!, new Shipyard.Output.Workflow(TextWriter.Null, TextWriter.Null), Stream.Null, Stream.Null, default);
+        Assert.Null(ctx.ForState(new HookState("r-workflow")).Local);
+        Assert.Equal("runner:3", ctx.ForState(new HookState("r-workflow", "novolume", "runner:3")).Local?.RunnerImage);
+        Assert.Equal("{\"jobPod\":\"r-workflow\"}", System.Text.Json.JsonSerializer.Serialize(new HookState("r-workflow"), ProtocolJson.Default.HookState));
+    }
+}
