@@ -31,20 +31,8 @@ public sealed record HookContext(HookSettings Settings, ClusterGateway Cluster, 
         return new PodPlacement(RunnerPod.From(runner), Settings.UseKubeScheduler, Settings.ClaimReadWriteMany, NoWorkVolume: Local is not null);
     }
 
-    /// <summary>prepare_job's choice of mode: the setting, else volume mode exactly when the runner pod mounts the work claim.</summary>
-    public HookContext ForRunner(RunnerPod runner)
-    {
-        var noVolume = Settings.Mode switch
-        {
-            WorkMode.NoVolume => true,
-            WorkMode.Volume => false,
-            _ => !runner.MountsClaim(Settings.ClaimName),
-        };
-        if (!noVolume) return this with { Local = null };
-        var image = Settings.RunnerImage ?? runner.Image
-            ?? throw new HookException($"No-volume mode needs the runner's image for the job pod's externals: set ACTIONS_RUNNER_IMAGE (ARC does in kubernetes-novolume mode).");
-        return this with { Local = new PodLocalWork(image, Settings.RunnerImageExternals) };
-    }
+    /// <summary>prepare_job's choice of mode (<see cref="PodLocalWork.For"/>).</summary>
+    public HookContext ForRunner(RunnerPod runner) => this with { Local = PodLocalWork.For(Settings, runner) };
 
     /// <summary>Later calls follow what prepare_job chose (the state carries it).</summary>
     public HookContext ForState(HookState? state) =>

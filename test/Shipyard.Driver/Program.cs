@@ -1,6 +1,6 @@
 using Shipyard.Driver;
 
-// shipyard-driver demo | bench [--iterations N] [--concurrency K] [--out DIR] [--small-externals] [--baseline NAME=PATH]...
+// shipyard-driver demo | bench [--iterations N] [--concurrency K] [--out DIR] [--small-externals] [--baseline NAME=PATH]... | bench --mode novolume [--iterations N]
 var mode = args.FirstOrDefault();
 int Option(string name, int fallback)
 {
@@ -15,6 +15,7 @@ string StringOption(string name, string fallback)
 return mode switch
 {
     "demo" => await Demo.RunAsync(),
+    "bench" when StringOption("--mode", "volume") == "novolume" => await BenchNoVolume.RunAsync(Option("--iterations", 5), StringOption("--out", "bench/results")),
     "bench" => await Bench.RunAsync(Option("--iterations", 5), Option("--concurrency", 10), StringOption("--out", "bench/results"),
         args.Contains("--small-externals"), Baselines()),
     _ => Usage(),
@@ -27,6 +28,6 @@ List<(string, string)> Baselines() =>
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: shipyard-driver demo | bench [--iterations N] [--concurrency K] [--out DIR] [--small-externals] [--baseline NAME=PATH]...");
+    Console.Error.WriteLine("usage: shipyard-driver demo | bench [--iterations N] [--concurrency K] [--out DIR] [--small-externals] [--baseline NAME=PATH]... | bench --mode novolume [--iterations N]");
     return 2;
 }

@@ -135,11 +135,12 @@ public sealed class NoVolumeTests(TestCluster cluster)
         Assert.Equal("seen=hello-from-pod\n", await File.ReadAllTextAsync(imageFiles.Output));
         Assert.Equal("made-in-container\n", await File.ReadAllTextAsync(Path.Combine(job.Workspace, "from-container.txt")));
 
-        // 5. A Dockerfile action from the workspace, built in a no-volume builder pod.
+        // 5. A Dockerfile action from the workspace, built in a no-volume builder pod (new content: never reused).
         var local = Path.Combine(job.Workspace, "my-action");
         Directory.CreateDirectory(local);
         await File.WriteAllTextAsync(Path.Combine(local, "Dockerfile"), $"""
             FROM {cluster.AnonHost}/busybox:test
+            LABEL nonce={Guid.NewGuid():N}
             COPY entrypoint.sh /entrypoint.sh
             ENTRYPOINT ["sh", "/entrypoint.sh"]
             """);
@@ -198,5 +199,39 @@ public sealed class NoVolumeTests(TestCluster cluster)
         var again = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "ls -l big.bin | wc -l\n")));
         Assert.True(again.ExitCode == 0, again.ToString());
         Assert.Equal(16_000_000, new FileInfo(Path.Combine(job.Workspace, "big.bin")).Length);
+    }
+
+    [Fact]
+    public async Task A_step_whose_output_stream_is_cut_resumes_where_it_stopped_and_keeps_its_exit_code()
+    {
+        await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
+        await using var job = await RunnerJob.StartAsync(cluster, noVolume: true);
+        job.Env["KUBECONFIG"] = proxy.WriteKubeconfig(cluster.KubeConfig, Path.Combine(job.Root, "proxied.kubeconfig"));
+        var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)));
+        Assert.True(prepare.ExitCode == 0, prepare.ToString());
+
+        var run = job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job,
+            "i=1; while [ $i -le 30 ]; do echo line $i; i=$((i+1)); sleep 0.1; done; echo done > finished.txt; exit 7\n")));
+        await Task.Delay(1500);
+        proxy.CutAll();
+        var step = await run;
+        Assert.Equal(7, step.ExitCode);
+        var lines = step.Stdout.Split('\n').Where(l => l.StartsWith("line ")).ToList();
+        Assert.Equal(Enumerable.Range(1, 30).Select(i => $"line {i}"), lines); // each once, in order
+        Assert.Equal("done\n", await File.ReadAllTextAsync(Path.Combine(job.Workspace, "finished.txt")));
+    }
+
+    [Fact]
+    public async Task Doctor_reports_no_volume_mode_and_the_cluster_admits_its_pods()
+    {
+        await using var job = await RunnerJob.StartAsync(cluster, noVolume: true);
+        var run = await job.RunToolAsync(["doctor", "--json"]);
+        var checks = JsonNode.Parse(run.Stdout)!["checks"]!.AsArray().Select(c => c!.AsObject()).ToList();
+        string Line(string name) => checks.Single(c => c["check"]!.GetValue<string>() == name).ToJsonString();
+        Assert.Contains("novolume", Line("mode"));
+        Assert.Contains(cluster.RunnerImage, Line("mode"));
+        Assert.Contains("not needed", Line("work claim"));
+        Assert.Contains("admitted", Line("admission: job pod"));
+        Assert.Contains("admitted", Line("admission: step pod"));
     }
 }

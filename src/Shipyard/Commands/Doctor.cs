@@ -87,7 +87,15 @@ public static class Doctor
         }
         checks.Add(new("runner pod", CheckStatus.Ok, $"{settings.RunnerPodName} in namespace {cluster.Namespace} on node {runner.Spec?.NodeName ?? "(not scheduled)"}"));
 
-        checks.Add(await cluster.ClaimExistsAsync(settings.ClaimName, ct) switch
+        PodLocalWork? local;
+        try { local = PodLocalWork.For(settings, RunnerPod.From(runner)); }
+        catch (HookException e) { checks.Add(new("mode", CheckStatus.Fail, e.Message, "set ACTIONS_RUNNER_IMAGE to the runner's image")); return; }
+        checks.Add(new("mode", CheckStatus.Ok, local is null
+            ? $"volume: pods mount the work claim {settings.ClaimName}"
+            : $"novolume: pod-local volumes kept in sync; externals and sync containers from {local.RunnerImage} ({local.ImageExternals})"));
+
+        if (local is not null) checks.Add(new("work claim", CheckStatus.Ok, "not needed in no-volume mode"));
+        else checks.Add(await cluster.ClaimExistsAsync(settings.ClaimName, ct) switch
         {
             true => new("work claim", CheckStatus.Ok, $"{settings.ClaimName} exists"),
             false => new("work claim", CheckStatus.Fail, $"no claim {settings.ClaimName}", "ACTIONS_RUNNER_CLAIM_NAME must name the runner's work volume claim"),
@@ -96,8 +104,8 @@ public static class Doctor
 
         checks.AddRange(await PermissionChecksAsync(cluster, ct));
 
-        var placement = new PodPlacement(RunnerPod.From(runner), settings.UseKubeScheduler, settings.ClaimReadWriteMany);
-        checks.AddRange(await AdmissionChecksAsync(cluster, settings, placement, template, ct));
+        var placement = new PodPlacement(RunnerPod.From(runner), settings.UseKubeScheduler, settings.ClaimReadWriteMany, NoWorkVolume: local is not null);
+        checks.AddRange(await AdmissionChecksAsync(cluster, settings, placement, template, local, ct));
 
         if ((settings.RegistryHost ?? settings.RegistryHostPush ?? settings.RegistryHostPull ?? settings.RegistrySecretName) is not null)
             checks.AddRange(await RegistryChecksAsync(cluster, settings, ct));
@@ -136,22 +144,24 @@ public static class Doctor
     ];
 
     /// <summary>The pods a job creates, built as the hook builds them, dry-run created so the cluster's admission judges them.</summary>
-    static async Task<IEnumerable<CheckResult>> AdmissionChecksAsync(ClusterGateway cluster, HookSettings settings, PodPlacement placement, HookTemplate? template, CancellationToken ct)
+    static async Task<IEnumerable<CheckResult>> AdmissionChecksAsync(ClusterGateway cluster, HookSettings settings, PodPlacement placement, HookTemplate? template, PodLocalWork? local, CancellationToken ct)
     {
-        var work = new WorkVolume(settings.WorkDirectory, settings.ClaimName);
+        var work = new WorkVolume(settings.WorkDirectory, settings.ClaimName, PodLocal: local is not null);
         var sample = new ContainerDefinition(SampleImage, null, [], null, "/__w/repo/repo", null, null, new() { ["CI"] = "true" }, [], [], []);
         var pods = new List<(string What, Func<V1Pod> Build)>
         {
             ("job pod", () =>
             {
-                var o = JobPod.Build(sample, [], new JobPodOptions(Names.PerStep(settings.RunnerPodName, "doctor"), placement, work, settings.Workspace, null));
+                var o = JobPod.Build(sample, [], new JobPodOptions(Names.PerStep(settings.RunnerPodName, "doctor"), placement, work, settings.Workspace, null, local));
                 return template is null ? o.Pod : template.ApplyToJobPod(o.Pod, o.ServiceNames);
             }),
             ("step pod", () =>
             {
                 var name = Names.PerStep(settings.RunnerPodName, "doctor");
                 var pod = StepPod.Build(sample, new StepPodOptions(name, SampleImage, placement, work, "repo/repo", Names.EnvSecret(name), []));
-                return template is null ? pod : template.ApplyToStepPod(pod);
+                if (template is not null) pod = template.ApplyToStepPod(pod);
+                local?.AddTo(pod.Spec);
+                return pod;
             }),
         };
         if (settings.RegistrySecretName is not null)
@@ -162,7 +172,9 @@ public static class Doctor
                     settings.RegistryInsecure ? DockerConfig.Authority(settings.RegistryHostPush ?? settings.RegistryHost ?? "registry") : null, settings.BuilderSecretName is not null);
                 var pod = BuilderPod.Build(builder, spec, new BuilderPodOptions(Names.PerStep(settings.RunnerPodName, "doctor"), placement, work, "_temp/shipyard-build-doctor",
                     settings.BuilderSecretName, false, DockerfileAction.Architecture, DockerfileAction.BuilderResources(settings), settings.BuildTimeout));
-                return template is null ? pod : template.ApplyToBuilderPod(pod);
+                if (template is not null) pod = template.ApplyToBuilderPod(pod);
+                local?.AddTo(pod.Spec);
+                return pod;
             }));
         var results = new List<CheckResult>();
         foreach (var (what, build) in pods)

@@ -1,4 +1,5 @@
 using k8s.Models;
+using Shipyard.Settings;
 using Shipyard.Sync;
 
 namespace Shipyard.Pods;
@@ -22,6 +23,24 @@ public sealed record PodLocalWork(string RunnerImage, string ImageExternals)
     {
         Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("10m"), ["memory"] = new("16Mi") },
     };
+
+    /// <summary>
+    /// The mode rule: the setting, else volume mode exactly when the runner pod mounts the work claim. Null means
+    /// volume mode; no-volume mode needs the runner's image (ACTIONS_RUNNER_IMAGE, else the runner container's).
+    /// </summary>
+    public static PodLocalWork? For(HookSettings settings, RunnerPod runner)
+    {
+        var noVolume = settings.Mode switch
+        {
+            WorkMode.NoVolume => true,
+            WorkMode.Volume => false,
+            _ => !runner.MountsClaim(settings.ClaimName),
+        };
+        if (!noVolume) return null;
+        var image = settings.RunnerImage ?? runner.Image
+            ?? throw new HookException("No-volume mode needs the runner's image for the job pod's externals: set ACTIONS_RUNNER_IMAGE (ARC does in kubernetes-novolume mode).");
+        return new PodLocalWork(image, settings.RunnerImageExternals);
+    }
 
     public static SyncTarget Target(string pod, string container = SyncContainer) => new(pod, container);
 
