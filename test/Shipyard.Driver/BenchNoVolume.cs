@@ -65,6 +65,12 @@ public static class BenchNoVolume
             var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, $"echo {s} >> step-changes.txt\n")));
             if (step.ExitCode != 0) throw new InvalidOperationException($"script step ({mode}): {step}");
             result.Add((mode, "run_script_step", step.Elapsed.TotalSeconds));
+            // The hook's own timing of each transfer (`::debug::sync into|from <pod>: … in N ms`).
+            foreach (var line in step.Stdout.Split('\n').Where(l => l.StartsWith("::debug::sync ")))
+            {
+                var ms = System.Text.RegularExpressions.Regex.Match(line, @" in (\d+) ms$");
+                if (ms.Success) result.Add((mode, line.Contains("sync into") ? "sync into pod" : "sync back", double.Parse(ms.Groups[1].Value, Inv) / 1000));
+            }
         }
         var expected = string.Concat(Enumerable.Range(1, StepsPerJob).Select(s => $"{s}\n"));
         if (await File.ReadAllTextAsync(Path.Combine(job.Workspace, "step-changes.txt")) != expected)
@@ -120,7 +126,7 @@ public static class BenchNoVolume
         sb.AppendLine();
         sb.AppendLine("| median | volume | novolume | added |");
         sb.AppendLine("|---|---:|---:|---:|");
-        foreach (var measure in new[] { "prepare_job", "run_script_step" })
+        foreach (var measure in new[] { "prepare_job", "run_script_step", "sync into pod", "sync back" })
         {
             var v = M("volume", measure);
             var n = M("novolume", measure);

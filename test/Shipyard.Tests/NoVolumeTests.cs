@@ -256,3 +256,88 @@ public sealed class NoVolumeTests : IDisposable
         Assert.Equal("{\"jobPod\":\"r-workflow\"}", System.Text.Json.JsonSerializer.Serialize(new HookState("r-workflow"), ProtocolJson.Default.HookState));
     }
 }
+
+/// <summary>The framed follow of a no-volume step: the real script under /bin/sh (GNU tools, as in ARC's runner image), read by <see cref="StepStream"/>.</summary>
+public sealed class StepStreamTests : IDisposable
+{
+    readonly string dir = Directory.CreateTempSubdirectory("shipyard-follow-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, true);
+
+    static async Task FeedAsync(StepStream s, byte[] bytes, int chunk)
+    {
+        for (var i = 0; i < bytes.Length; i += chunk)
+            await s.WriteAsync(bytes.AsMemory(i, Math.Min(chunk, bytes.Length - i)));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(65536)]
+    public async Task Output_status_and_copy_back_are_told_apart_in_any_chunking(int chunk)
+    {
+        var stdout = new MemoryStream();
+        var stderr = new MemoryStream();
+        var copy = Path.Combine(dir, "copy");
+        using var s = new StepStream(stdout, stderr, copy);
+        var framed = Encoding.UTF8.GetBytes("O 6\nS 1\nO\n" + "E 3\nerr" + "O 2\nok" + "S 3\nP\n" + "shipyard-sync rest\nS 9\n");
+        await FeedAsync(s, framed, chunk);
+        s.EndCopyBack();
+        Assert.Equal("S 1\nO\nok", Encoding.UTF8.GetString(stdout.ToArray()));
+        Assert.Equal("err", Encoding.UTF8.GetString(stderr.ToArray()));
+        Assert.Equal(3, s.Status);
+        Assert.True(s.SawCopyBack);
+        Assert.Equal("shipyard-sync rest\nS 9\n", File.ReadAllText(copy)); // after P nothing is taken as a frame
+        Assert.Equal((8, 3), (s.Out, s.Err));
+    }
+
+    [Theory]
+    [InlineData("hello\n")]
+    [InlineData("P\n")]
+    [InlineData("O -1\n")]
+    [InlineData("S x\n")]
+    public async Task Anything_unframed_is_refused(string text)
+    {
+        using var s = new StepStream(Stream.Null, Stream.Null, Path.Combine(dir, "copy"));
+        await Assert.ThrowsAsync<InvalidDataException>(() => s.WriteAsync(Encoding.ASCII.GetBytes(text)).AsTask());
+    }
+
+    [Fact]
+    public async Task The_follow_script_resumes_at_the_offsets_and_ends_with_the_status_and_a_verified_copy_back()
+    {
+        var work = Path.Combine(dir, "work");
+        var step = Path.Combine(work, "_temp", "shipyard-step-1");
+        Directory.CreateDirectory(step);
+        Directory.CreateDirectory(Path.Combine(work, ".shipyard-sync"));
+        File.WriteAllText(Path.Combine(work, ".shipyard-sync", "mark"), "");
+        File.SetLastWriteTimeUtc(Path.Combine(work, ".shipyard-sync", "mark"), DateTime.UtcNow.AddMinutes(-5));
+        File.WriteAllText(Path.Combine(work, "made.txt"), "made by the step");
+        File.WriteAllText(Path.Combine(step, "out"), "already shown|new out");
+        File.WriteAllText(Path.Combine(step, "err"), "e1|e2");
+        File.WriteAllText(Path.Combine(step, "status"), "4\n");
+        var psi = new System.Diagnostics.ProcessStartInfo("/bin/sh", ["-c", Shipyard.Commands.RunScriptStep.FollowScript, "sh", step, "14", "3", work])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var bytes = new MemoryStream();
+        await p.StandardOutput.BaseStream.CopyToAsync(bytes);
+        await p.WaitForExitAsync();
+        Assert.True(p.ExitCode == 0, await p.StandardError.ReadToEndAsync());
+
+        var stdout = new MemoryStream();
+        var stderr = new MemoryStream();
+        var copy = Path.Combine(dir, "copy");
+        using var s = new StepStream(stdout, stderr, copy);
+        await FeedAsync(s, bytes.ToArray(), 100);
+        s.EndCopyBack();
+        Assert.Equal("new out", Encoding.UTF8.GetString(stdout.ToArray()));
+        Assert.Equal("e2", Encoding.UTF8.GetString(stderr.ToArray()));
+        Assert.Equal(4, s.Status);
+        using var framed = File.OpenRead(copy);
+        var frame = WorkSync.ReadFrame(framed, "pod");
+        Assert.Contains("made.txt", frame.Paths);
+        Assert.DoesNotContain(frame.Paths, q => q.StartsWith("_temp/shipyard-step-"));
+        Assert.False(Directory.Exists(step)); // the step's directory goes with the copy back
+    }
+}

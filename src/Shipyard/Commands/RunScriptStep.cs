@@ -39,8 +39,7 @@ public static class RunScriptStep
                 // The runner's new script and file-command files go in first; what the step wrote comes back after.
                 await PushChangesAsync(ctx, podName);
                 await StartAsync(ctx, podName, step, ctx.JobContainerPath(step.Wrapper), () => StartedInPodAsync(ctx, podName, inPod));
-                exit = await FollowInPodAsync(ctx, podName, inPod);
-                await PullChangesAsync(ctx, podName);
+                exit = await FollowAndCopyBackAsync(ctx, podName, inPod);
             }
             if (exit != 0)
                 throw new HookException($"The script step exited with code {exit}.", exit);
@@ -67,17 +66,6 @@ public static class RunScriptStep
         now.Save(ctx.SyncManifestPath);
     }
 
-    /// <summary>No-volume mode: what the step changed in the job pod's `/__w`, back to the runner's `_work`.</summary>
-    public static async Task PullChangesAsync(HookContext ctx, string podName)
-    {
-        var failed = ctx.SyncManifestPath + ".pull-failed";
-        // Until a copy back succeeds, later pushes leave the pod's mark where it is (nothing the pod wrote is skipped).
-        await File.WriteAllTextAsync(failed, "", CancellationToken.None);
-        await ctx.WorkSync.PullAsync(PodLocalWork.Target(podName), null, ctx.Cancel);
-        WorkManifest.Scan(ctx.Settings.WorkDirectory).Save(ctx.SyncManifestPath);
-        File.Delete(failed);
-    }
-
     static async Task<bool> StartedInPodAsync(HookContext ctx, string podName, string inPod)
     {
         try { return await ctx.Cluster.ExecAsync(podName, PodLocalWork.SyncContainer, ["test", "-d", inPod + "/started"], Stream.Null, Stream.Null, ctx.Cancel) == 0; }
@@ -85,78 +73,98 @@ public static class RunScriptStep
     }
 
     /// <summary>
-    /// No-volume mode: the step's `out`/`err` are in the pod, so they are streamed by an exec in the sync container
-    /// that exits with the step's status. A broken stream is resumed from the bytes already shown.
+    /// No-volume mode: the step's `out`/`err` are in the pod, so one exec in the sync container streams them — framed,
+    /// so the step's status and then the copy back of what it changed follow on the same stream (one exec, not
+    /// three). A stream that breaks before the status is resumed from the bytes already shown; one that breaks
+    /// after it leaves only the copy back to do, which is then done on its own.
     /// </summary>
-    static async Task<int> FollowInPodAsync(HookContext ctx, string podName, string inPod)
+    static async Task<int> FollowAndCopyBackAsync(HookContext ctx, string podName, string inPod)
     {
+        // Until a copy back succeeds, later pushes leave the pod's mark where it is (nothing the pod wrote is skipped).
+        var failed = ctx.SyncManifestPath + ".pull-failed";
+        await File.WriteAllTextAsync(failed, "", CancellationToken.None);
+        var copyBack = Path.Combine(Path.GetTempPath(), $"shipyard-pull-{Guid.NewGuid():N}");
         using var stopGuard = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
         var guard = GuardAsync(ctx, podName, stopGuard.Token);
-        var stdout = new CountingStream(ctx.Stdout);
-        var stderr = new CountingStream(ctx.Stderr);
+        var stream = new StepStream(ctx.Stdout, ctx.Stderr, copyBack);
         try
         {
-            for (var attempt = 1; ; attempt++)
+            string? unreadable = null;
+            var copied = false;
+            for (var attempt = 1; stream.Status is null; attempt++)
             {
                 using var follow = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
+                stream.Restart();
+                var stderr = new MemoryStream();
                 var exec = ctx.Cluster.ExecAsync(podName, PodLocalWork.SyncContainer,
-                    ["sh", "-c", FollowScript, "sh", inPod, stdout.Count.ToString(), stderr.Count.ToString()], null, stdout, stderr, follow.Token);
+                    ["sh", "-c", FollowScript, "sh", inPod, stream.Out.ToString(), stream.Err.ToString(), SyncTarget.PodRoot], null, stream, stderr, follow.Token);
                 if (await Task.WhenAny(exec, guard) == guard && guard.IsCompletedSuccessfully && guard.Result is { } gone)
                 {
                     await follow.CancelAsync();
                     try { await exec; } catch (Exception x) when (x is HookException or OperationCanceledException) { }
-                    throw new HookException(gone);
+                    if (stream.Status is null) throw new HookException(gone);
+                    break;
                 }
-                try { return await exec; }
-                catch (HookException x) when (attempt < 30 && !ctx.Cancel.IsCancellationRequested)
+                int? code = null;
+                HookException? broke = null;
+                try { code = await exec; }
+                catch (HookException x) { broke = x; }
+                catch (InvalidDataException x) { throw new HookException(x.Message); }
+                if (stream.Status is not null && (broke is not null || code != 0))
                 {
-                    ctx.Log.Debug($"Following the step's output broke ({x.Message}); resuming at {stdout.Count}/{stderr.Count} bytes.");
-                    await Task.Delay(TimeSpan.FromSeconds(Math.Min(4, attempt)), ctx.Cancel);
+                    ctx.Log.Debug($"The copy back failed after the step finished ({broke?.Message ?? $"exit {code}"}); copying back on its own.");
+                    break;
                 }
+                if (broke is not null)
+                {
+                    if (attempt >= 30 || ctx.Cancel.IsCancellationRequested) throw broke;
+                    ctx.Log.Debug($"Following the step's output broke ({broke.Message}); resuming at {stream.Out}/{stream.Err} bytes.");
+                    await Task.Delay(TimeSpan.FromSeconds(Math.Min(4, attempt)), ctx.Cancel);
+                    continue;
+                }
+                if (code != 0) throw new HookException($"Following the step in pod {podName} failed (exit {code}): {Encoding.UTF8.GetString(stderr.ToArray()).Trim()}");
+                if (stream.Status is null) throw new HookException($"The step's output stream from pod {podName} ended without the step's status; the step's outcome is unknown, so it fails.");
+                copied = stream.SawCopyBack;
+                if (stderr.Length > 0) unreadable = Encoding.UTF8.GetString(stderr.ToArray()).Trim().Replace('\n', ' ');
             }
+            stream.EndCopyBack();
+            if (copied)
+                ctx.WorkSync.Apply(copyBack, podName, null, unreadable);
+            else
+                await ctx.WorkSync.PullAsync(PodLocalWork.Target(podName), null, ctx.Cancel);
+            WorkManifest.Scan(ctx.Settings.WorkDirectory).Save(ctx.SyncManifestPath);
+            File.Delete(failed);
+            return stream.Status!.Value;
         }
         finally
         {
+            stream.Dispose();
+            File.Delete(copyBack);
             await stopGuard.CancelAsync();
             try { await guard; } catch (OperationCanceledException) { }
         }
     }
 
-    /// <summary>$1 step directory, $2/$3 bytes of out/err already shown. Exits with the step's status once it is written.</summary>
-    public const string FollowScript = """
-        d=$1; o=$2; e=$3
+    /// <summary>
+    /// $1 step directory, $2/$3 bytes of out/err already shown, $4 the pod's `_work`. Writes `O n`/`E n` + n bytes as
+    /// the step's files grow, `S status` once it is written, then `P` and the copy back (<see cref="WorkSync.PullScript"/>).
+    /// </summary>
+    public static readonly string FollowScript = """
+        d=$1; o=$2; e=$3; i=0
         while :; do
           f=; [ -e "$d/status" ] && f=1
           n=$(($(wc -c < "$d/out" 2>/dev/null || echo 0)))
-          if [ "$n" -gt "$o" ]; then tail -c +"$((o + 1))" "$d/out" | head -c "$((n - o))"; o=$n; fi
+          if [ "$n" -gt "$o" ]; then printf 'O %s\n' "$((n - o))"; tail -c +"$((o + 1))" "$d/out" | head -c "$((n - o))"; o=$n; fi
           n=$(($(wc -c < "$d/err" 2>/dev/null || echo 0)))
-          if [ "$n" -gt "$e" ]; then tail -c +"$((e + 1))" "$d/err" | head -c "$((n - e))" >&2; e=$n; fi
-          if [ -n "$f" ]; then exit "$(cat "$d/status")"; fi
-          sleep 0.05
+          if [ "$n" -gt "$e" ]; then printf 'E %s\n' "$((n - e))"; tail -c +"$((e + 1))" "$d/err" | head -c "$((n - e))"; e=$n; fi
+          if [ -n "$f" ]; then printf 'S %s\n' "$(cat "$d/status")"; break; fi
+          # Short steps finish in milliseconds; long ones are read a few times a second.
+          i=$((i + 1)); if [ $i -lt 50 ]; then sleep 0.02; else sleep 0.1; fi
         done
-        """;
+        printf 'P\n'
+        shift 3
 
-    /// <summary>Counts what passed, so a resumed follow starts where the broken one stopped.</summary>
-    sealed class CountingStream(Stream inner) : Stream
-    {
-        public long Count { get; private set; }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => Count; set => throw new NotSupportedException(); }
-        public override void Flush() => inner.Flush();
-        public override Task FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) { inner.Write(buffer, offset, count); Count += count; }
-        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
-        {
-            await inner.WriteAsync(buffer, ct);
-            Count += buffer.Length;
-        }
-    }
+        """ + WorkSync.PullScript;
 
     /// <summary>
     /// Copies the node builds this step names (`/__e/node20/bin/node` for a JavaScript action, or a `run:` script

@@ -81,26 +81,36 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
             });
             if (exit != 0)
                 throw new HookException($"Copying the step's files back from pod {target.Pod} failed (exit {exit}): {Text(err)}");
-            await using var framed = new FileStream(tmp, FileMode.Open, FileAccess.Read, FileShare.None, 64 * 1024);
-            var frame = ReadFrame(framed, target.Pod);
-            var inPod = frame.Paths;
-            var onRunner = WorkManifest.Scan(runnerRoot, only);
-            // Only below the subtrees the pod listed (their ancestors are the runner's), never below what it could not read.
-            WorkArchive.Remove(runnerRoot, onRunner.Entries.Select(e => e.Path)
-                .Where(p => !inPod.Contains(p) && (only is null || only.Any(o => o.Length == 0 || p.StartsWith(o + "/", StringComparison.Ordinal)))
-                    && !frame.Unreadable.Any(d => p.StartsWith(d + "/", StringComparison.Ordinal))));
-            framed.Position = frame.ArchiveAt;
-            var written = WorkArchive.Extract(new BoundedStream(framed, frame.ArchiveLength), runnerRoot);
-            // As on a work volume the runner's user could not read them either; said once, not a failure.
-            if (err.Length > 0 || frame.Unreadable.Count > 0)
-                warn($"What the sync container (the runner image's user) cannot read in pod {target.Pod} stays in the pod only, as on a work volume the runner could not read it: " +
-                    string.Join("; ", frame.Unreadable.Select(d => d + "/").Append(err.Length > 0 ? Text(err) : "").Where(t => t.Length > 0)));
-            debug($"sync from {target.Pod}: {written} entries of {inPod.Count}, {frame.ArchiveLength} bytes in {clock.ElapsedMilliseconds} ms");
+            Apply(tmp, target.Pod, only, err.Length > 0 ? Text(err) : null);
+            debug($"sync from {target.Pod}: copied back in {clock.ElapsedMilliseconds} ms");
         }
         finally
         {
             File.Delete(tmp);
         }
+    }
+
+    /// <summary>
+    /// Checks a framed copy back (<see cref="PullScript"/>'s output, in <paramref name="framedFile"/>) whole, then
+    /// removes on the runner what the pod no longer has and writes what it changed.
+    /// </summary>
+    public void Apply(string framedFile, string pod, IReadOnlyList<string>? only, string? unreadableFiles)
+    {
+        using var framed = new FileStream(framedFile, FileMode.Open, FileAccess.Read, FileShare.None, 64 * 1024);
+        var frame = ReadFrame(framed, pod);
+        var inPod = frame.Paths;
+        var onRunner = WorkManifest.Scan(runnerRoot, only);
+        // Only below the subtrees the pod listed (their ancestors are the runner's), never below what it could not read.
+        WorkArchive.Remove(runnerRoot, onRunner.Entries.Select(e => e.Path)
+            .Where(p => !inPod.Contains(p) && (only is null || only.Any(o => o.Length == 0 || p.StartsWith(o + "/", StringComparison.Ordinal)))
+                && !frame.Unreadable.Any(d => p.StartsWith(d + "/", StringComparison.Ordinal))));
+        framed.Position = frame.ArchiveAt;
+        var written = WorkArchive.Extract(new BoundedStream(framed, frame.ArchiveLength), runnerRoot);
+        // As on a work volume the runner's user could not read them either; said once, not a failure.
+        if (unreadableFiles is not null || frame.Unreadable.Count > 0)
+            warn($"What the sync container (the runner image's user) cannot read in pod {pod} stays in the pod only, as on a work volume the runner could not read it: " +
+                string.Join("; ", frame.Unreadable.Select(d => d + "/").Append(unreadableFiles ?? "").Where(t => t.Length > 0)));
+        debug($"applied from {pod}: {written} entries of {inPod.Count} listed, {frame.ArchiveLength} archive bytes");
     }
 
     /// <summary>A broken exec stream is retried (a transfer is whole or not at all); the command's own failure is not.</summary>
