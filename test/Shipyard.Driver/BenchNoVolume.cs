@@ -65,6 +65,8 @@ public static class BenchNoVolume
             var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, $"echo {s} >> step-changes.txt\n")));
             if (step.ExitCode != 0) throw new InvalidOperationException($"script step ({mode}): {step}");
             result.Add((mode, "run_script_step", step.Elapsed.TotalSeconds));
+            if (s == StepsPerJob && noVolume)
+                foreach (var line in step.Stdout.Split('\n').Where(l => l.StartsWith("::debug::"))) Console.Error.WriteLine($"[bench novolume] {line}");
             // The hook's own timing of each transfer (`::debug::sync into|from <pod>: … in N ms`).
             foreach (var line in step.Stdout.Split('\n').Where(l => l.StartsWith("::debug::sync ")))
             {

@@ -135,9 +135,24 @@ public sealed class NoVolumeTests : IDisposable
             Assert.False(Directory.Exists(Path.Combine(work, ".shipyard-sync")));
             Assert.Equal("ok", File.ReadAllText(Path.Combine(work, "ws", "ok.txt")));
             Assert.Equal(new DateTime(2024, 1, 2, 3, 4, 5, DateTimeKind.Utc), File.GetLastWriteTimeUtc(Path.Combine(work, "ws", "ok.txt")));
-            Assert.Equal(3, written); // the link, the file that replaced it, ok.txt
+            Assert.Equal(["ws/link", "ws/link/planted.txt", "ws/ok.txt"], written); // the link, then the directory that replaced it
         }
         finally { Directory.Delete(outside, true); }
+    }
+
+    [Fact]
+    public void The_manifest_after_a_copy_back_is_what_a_fresh_scan_sees()
+    {
+        Write("ws/keep.txt", "k");
+        Write("ws/old/a.txt", "a");
+        Write("ws/changed.txt", "before");
+        var before = WorkManifest.Scan(root);
+        var removed = WorkArchive.Remove(root, ["ws/old"]);
+        var written = WorkArchive.Extract(Archive(("ws/changed.txt", TarEntryType.RegularFile, "after, longer", null),
+            ("ws/new", TarEntryType.Directory, "", null), ("ws/new/b.txt", TarEntryType.RegularFile, "b", null)), root);
+        var after = before.After(root, removed, written);
+        Assert.True(WorkManifest.Scan(root).Since(after).IsEmpty);
+        Assert.True(after.Since(WorkManifest.Scan(root)).IsEmpty);
     }
 
     static MemoryStream Frame(string list, byte[] archive, string? listSha = null, string? archiveSha = null, int cut = 0)

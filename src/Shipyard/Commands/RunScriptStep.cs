@@ -37,9 +37,9 @@ public static class RunScriptStep
             else
             {
                 // The runner's new script and file-command files go in first; what the step wrote comes back after.
-                await PushChangesAsync(ctx, podName);
+                var pushed = await PushChangesAsync(ctx, podName);
                 await StartAsync(ctx, podName, step, ctx.JobContainerPath(step.Wrapper), () => StartedInPodAsync(ctx, podName, inPod));
-                exit = await FollowAndCopyBackAsync(ctx, podName, inPod);
+                exit = await FollowAndCopyBackAsync(ctx, podName, inPod, pushed);
             }
             if (exit != 0)
                 throw new HookException($"The script step exited with code {exit}.", exit);
@@ -57,13 +57,16 @@ public static class RunScriptStep
     }
 
     /// <summary>No-volume mode: what the runner changed in `_work` since the last sync, into the job pod.</summary>
-    public static async Task PushChangesAsync(HookContext ctx, string podName)
+    public static async Task<WorkManifest> PushChangesAsync(HookContext ctx, string podName)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var before = WorkManifest.Load(ctx.SyncManifestPath);
         var now = WorkManifest.Scan(ctx.Settings.WorkDirectory);
+        ctx.Log.Debug($"scanned _work ({now.Entries.Count} entries) in {clock.ElapsedMilliseconds} ms");
         await ctx.WorkSync.PushAsync(PodLocalWork.Target(podName), now.Since(before), markReady: false, ctx.Cancel,
             advanceMark: !File.Exists(ctx.SyncManifestPath + ".pull-failed"));
         now.Save(ctx.SyncManifestPath);
+        return now;
     }
 
     static async Task<bool> StartedInPodAsync(HookContext ctx, string podName, string inPod)
@@ -78,12 +81,14 @@ public static class RunScriptStep
     /// three). A stream that breaks before the status is resumed from the bytes already shown; one that breaks
     /// after it leaves only the copy back to do, which is then done on its own.
     /// </summary>
-    static async Task<int> FollowAndCopyBackAsync(HookContext ctx, string podName, string inPod)
+    /// <param name="pushed">The runner's `_work` as pushed before the step: what the copy back is applied to.</param>
+    static async Task<int> FollowAndCopyBackAsync(HookContext ctx, string podName, string inPod, WorkManifest pushed)
     {
         // Until a copy back succeeds, later pushes leave the pod's mark where it is (nothing the pod wrote is skipped).
         var failed = ctx.SyncManifestPath + ".pull-failed";
         await File.WriteAllTextAsync(failed, "", CancellationToken.None);
         var copyBack = Path.Combine(Path.GetTempPath(), $"shipyard-pull-{Guid.NewGuid():N}");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         using var stopGuard = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
         var guard = GuardAsync(ctx, podName, stopGuard.Token);
         var stream = new StepStream(ctx.Stdout, ctx.Stderr, copyBack);
@@ -128,11 +133,18 @@ public static class RunScriptStep
                 if (stderr.Length > 0) unreadable = Encoding.UTF8.GetString(stderr.ToArray()).Trim().Replace('\n', ' ');
             }
             stream.EndCopyBack();
+            var followed = clock.ElapsedMilliseconds;
+            WorkManifest now;
             if (copied)
-                ctx.WorkSync.Apply(copyBack, podName, null, unreadable);
+                now = ctx.WorkSync.Apply(copyBack, podName, null, unreadable, pushed);
             else
+            {
                 await ctx.WorkSync.PullAsync(PodLocalWork.Target(podName), null, ctx.Cancel);
-            WorkManifest.Scan(ctx.Settings.WorkDirectory).Save(ctx.SyncManifestPath);
+                now = WorkManifest.Scan(ctx.Settings.WorkDirectory);
+            }
+            var applied = clock.ElapsedMilliseconds;
+            now.Save(ctx.SyncManifestPath);
+            ctx.Log.Debug($"sync back: followed and copied back {followed} ms, applied {applied - followed} ms, manifest {clock.ElapsedMilliseconds - applied} ms; in {clock.ElapsedMilliseconds} ms");
             File.Delete(failed);
             return stream.Status!.Value;
         }

@@ -26,13 +26,13 @@ public static class WorkArchive
         }
     }
 
-    /// <summary>Applies a pod's archive below <paramref name="root"/>; returns how many entries it wrote.</summary>
-    public static int Extract(Stream archive, string root)
+    /// <summary>Applies a pod's archive below <paramref name="root"/>; returns the paths it wrote.</summary>
+    public static IReadOnlyList<string> Extract(Stream archive, string root)
     {
         root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
         using var tar = new TarReader(archive, leaveOpen: true);
         var directoryTimes = new List<(string Path, DateTimeOffset Time)>();
-        var written = 0;
+        var written = new List<string>();
         while (tar.GetNextEntry() is { } entry)
         {
             var rel = Relative(entry.Name);
@@ -66,7 +66,7 @@ public static class WorkArchive
                 default:
                     continue; // devices and fifos have no place in a workspace
             }
-            written++;
+            written.Add(rel);
         }
         // Writing children moved the directories' times; set them last, deepest first.
         foreach (var (path, time) in directoryTimes.OrderByDescending(d => d.Path.Length))
@@ -86,16 +86,19 @@ public static class WorkArchive
         return string.Join('/', parts);
     }
 
-    /// <summary>Removes paths (deepest first) unless private; a missing one is fine.</summary>
-    public static void Remove(string root, IEnumerable<string> paths)
+    /// <summary>Removes paths (deepest first) unless private; a missing one is fine. Returns the paths it was given to remove.</summary>
+    public static IReadOnlyList<string> Remove(string root, IEnumerable<string> paths)
     {
+        var removed = new List<string>();
         foreach (var rel in paths.OrderByDescending(p => p.Length))
         {
             if (Relative(rel) is not { } r || WorkManifest.IsPrivate(r)) continue;
             var parent = Path.GetDirectoryName(r) ?? "";
             if (!IsRealDirectoryChain(root, parent)) continue;
             RemoveAny(Path.Combine(root, r));
+            removed.Add(r);
         }
+        return removed;
     }
 
     static bool IsLink(string path) => new FileInfo(path).LinkTarget is not null;

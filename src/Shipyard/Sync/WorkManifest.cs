@@ -85,6 +85,35 @@ public sealed class WorkManifest
         return new WorkEntry(rel, 'd', 0, (int)info.UnixFileMode, info.LastWriteTimeUtc.Ticks);
     }
 
+    /// <summary>This manifest after <paramref name="removed"/> went (with what they held) and <paramref name="written"/> were written: only those are looked at again.</summary>
+    public WorkManifest After(string root, IReadOnlyList<string> removed, IReadOnlyList<string> written)
+    {
+        var all = new Dictionary<string, WorkEntry>(entries, StringComparer.Ordinal);
+        if (removed.Count > 0)
+        {
+            var gone = removed.ToHashSet(StringComparer.Ordinal);
+            foreach (var path in all.Keys.ToList())
+                for (var p = path; p.Length > 0; p = System.IO.Path.GetDirectoryName(p) ?? "")
+                    if (gone.Contains(p)) { all.Remove(path); break; }
+        }
+        foreach (var rel in written)
+        {
+            var full = System.IO.Path.Combine(root, rel);
+            var info = new FileInfo(full);
+            if (info.LinkTarget is not null) all[rel] = new WorkEntry(rel, 'l', info.Length, (int)info.UnixFileMode, info.LastWriteTimeUtc.Ticks);
+            else if (info.Exists) all[rel] = new WorkEntry(rel, 'f', info.Length, (int)info.UnixFileMode, info.LastWriteTimeUtc.Ticks);
+            else if (Directory.Exists(full)) { var d = new DirectoryInfo(full); all[rel] = new WorkEntry(rel, 'd', 0, (int)d.UnixFileMode, d.LastWriteTimeUtc.Ticks); }
+        }
+        // Writing or removing an entry moved its directory's time.
+        foreach (var dir in removed.Concat(written).Select(p => System.IO.Path.GetDirectoryName(p) ?? "").Where(d => d.Length > 0).Distinct())
+            if (Directory.Exists(System.IO.Path.Combine(root, dir)))
+            {
+                var d = new DirectoryInfo(System.IO.Path.Combine(root, dir));
+                all[dir] = new WorkEntry(dir, 'd', 0, (int)d.UnixFileMode, d.LastWriteTimeUtc.Ticks);
+            }
+        return new WorkManifest(all);
+    }
+
     /// <summary>What turns <paramref name="before"/> into this: a type change is a removal and a write.</summary>
     public WorkChanges Since(WorkManifest before)
     {

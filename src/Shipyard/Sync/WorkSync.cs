@@ -94,14 +94,16 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
     /// Checks a framed copy back (<see cref="PullScript"/>'s output, in <paramref name="framedFile"/>) whole, then
     /// removes on the runner what the pod no longer has and writes what it changed.
     /// </summary>
-    public void Apply(string framedFile, string pod, IReadOnlyList<string>? only, string? unreadableFiles)
+    /// <param name="onRunner">What the runner's `_work` holds now, when known (the manifest of the push before the step); else scanned.</param>
+    /// <returns>What the runner's `_work` holds afterwards.</returns>
+    public WorkManifest Apply(string framedFile, string pod, IReadOnlyList<string>? only, string? unreadableFiles, WorkManifest? onRunner = null)
     {
         using var framed = new FileStream(framedFile, FileMode.Open, FileAccess.Read, FileShare.None, 64 * 1024);
         var frame = ReadFrame(framed, pod);
         var inPod = frame.Paths;
-        var onRunner = WorkManifest.Scan(runnerRoot, only);
+        onRunner ??= WorkManifest.Scan(runnerRoot, only);
         // Only below the subtrees the pod listed (their ancestors are the runner's), never below what it could not read.
-        WorkArchive.Remove(runnerRoot, onRunner.Entries.Select(e => e.Path)
+        var removed = WorkArchive.Remove(runnerRoot, onRunner.Entries.Select(e => e.Path)
             .Where(p => !inPod.Contains(p) && (only is null || only.Any(o => o.Length == 0 || p.StartsWith(o + "/", StringComparison.Ordinal)))
                 && !frame.Unreadable.Any(d => p.StartsWith(d + "/", StringComparison.Ordinal))));
         framed.Position = frame.ArchiveAt;
@@ -110,7 +112,8 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         if (unreadableFiles is not null || frame.Unreadable.Count > 0)
             warn($"What the sync container (the runner image's user) cannot read in pod {pod} stays in the pod only, as on a work volume the runner could not read it: " +
                 string.Join("; ", frame.Unreadable.Select(d => d + "/").Append(unreadableFiles ?? "").Where(t => t.Length > 0)));
-        debug($"applied from {pod}: {written} entries of {inPod.Count} listed, {frame.ArchiveLength} archive bytes");
+        debug($"applied from {pod}: {written.Count} entries of {inPod.Count} listed, {removed.Count} removed, {frame.ArchiveLength} archive bytes");
+        return onRunner.After(runnerRoot, removed, written);
     }
 
     /// <summary>A broken exec stream is retried (a transfer is whole or not at all); the command's own failure is not.</summary>
@@ -189,10 +192,11 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         mkdir -p "$s"
         [ -e "$s/mark" ] || touch -d @0 "$s/mark"
         # A directory this user cannot read is listed with a trailing / and not entered: what it holds is unknown, not gone.
+        # One walk: every path to all, the ones changed since the mark also to changed.
+        : > "$s/changed"
         find "$@" -mindepth 1 \( -path "./$s" -o -path './_temp/shipyard-step-*' -o -path ./_temp/_runner_hook_responses \) -prune \
-          -o -type d \( ! -readable -o ! -executable \) -printf '%p/\0' -prune -o -printf '%p\0' > "$s/all"
-        find "$@" -mindepth 1 \( -path "./$s" -o -path './_temp/shipyard-step-*' -o -path ./_temp/_runner_hook_responses \) -prune \
-          -o -type d \( ! -readable -o ! -executable \) -prune -o -cnewer "$s/mark" -printf '%p\0' > "$s/changed"
+          -o -type d \( ! -readable -o ! -executable \) -printf '%p/\0' -prune \
+          -o -printf '%p\0' -cnewer "$s/mark" -fprintf "$s/changed" '%p\0' > "$s/all"
         tar -c -f "$s/out.tar" --format=pax --no-recursion --null -T "$s/changed" --ignore-failed-read 2> "$s/unreadable" || { cat "$s/unreadable" >&2; exit 1; }
         cat "$s/unreadable" >&2
         rm -rf ./_temp/shipyard-step-*
