@@ -63,7 +63,8 @@ public sealed class WorkManifest
                 var rel = full[(root.Length + 1)..];
                 if (IsPrivate(rel)) return null;
                 var isLink = (e.Attributes & FileAttributes.ReparsePoint) != 0;
-                var mode = (int)File.GetUnixFileMode(full);
+                // From the status the enumeration already read: no second stat per entry.
+                var mode = (int)e.ToFileSystemInfo().UnixFileMode;
                 return isLink ? new WorkEntry(rel, 'l', e.Length, mode, e.LastWriteTimeUtc.Ticks)
                     : e.IsDirectory ? new WorkEntry(rel, 'd', 0, mode, e.LastWriteTimeUtc.Ticks)
                     : new WorkEntry(rel, 'f', e.Length, mode, e.LastWriteTimeUtc.Ticks);

@@ -42,7 +42,8 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
                 f.Position = 0;
                 sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(f, ct));
             }
-            string[] command = ["sh", "-c", PushScript, "sh", target.Root, length.ToString(), sha, markReady ? "ready" : "-", advanceMark ? "advance" : "-"];
+            string[] command = ["sh", "-c", PushScript, "sh", target.Root, length.ToString(), sha, markReady ? "ready" : "-", advanceMark ? "advance" : "-",
+                changes.Deleted.Count > 0 ? "removals" : "-"];
             var (exit, err) = await WithRetryAsync(target, "into", async () =>
             {
                 await using var input = new FileStream(tmp, FileMode.Open, FileAccess.Read, FileShare.Read, 64 * 1024);
@@ -165,7 +166,7 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
 
     static string Text(MemoryStream s) => Encoding.UTF8.GetString(s.ToArray()).Trim().Replace('\n', ' ') is { Length: > 0 } t ? t : "no message";
 
-    /// <summary>$1 root, $2 bytes, $3 sha256, $4 `ready` to let a waiting init container go, $5 `advance` to move the mark.</summary>
+    /// <summary>$1 root, $2 bytes, $3 sha256, $4 `ready` to let a waiting init container go, $5 `advance` to move the mark, $6 `removals` when the list is not empty.</summary>
     public const string PushScript = """
         set -eu
         cd "$1"
@@ -176,8 +177,10 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         if [ "$got" -ne "$2" ] || [ "$(sha256sum < "$s/in.tar" | cut -c1-64)" != "$3" ]; then
           echo "$got of $2 bytes, checksum mismatch" >&2; rm -f "$s/in.tar"; exit 86
         fi
-        tar -x -f "$s/in.tar" --no-same-owner "$s/deleted"
-        xargs -0 -r rm -rf -- < "$s/deleted"
+        if [ "$6" = removals ]; then
+          tar -x -f "$s/in.tar" --no-same-owner "$s/deleted"
+          xargs -0 -r rm -rf -- < "$s/deleted"
+        fi
         tar -x -p -f "$s/in.tar" --no-same-owner --no-overwrite-dir
         rm -f "$s/in.tar" "$s/deleted"
         if [ "$5" = advance ] || [ ! -e "$s/mark" ]; then touch "$s/mark"; fi
