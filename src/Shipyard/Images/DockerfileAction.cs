@@ -259,7 +259,7 @@ public static class DockerfileAction
 }
 
 /// <summary>Passes the builder log through and remembers its last lines, for the one-line error.</summary>
-sealed partial class TailLines(Stream inner, int keep) : Stream
+sealed partial class TailLines(Stream inner, int keep) : WriteOnlyStream
 {
     readonly Queue<string> lines = new();
     readonly StringBuilder current = new();
@@ -303,12 +303,4 @@ sealed partial class TailLines(Stream inner, int keep) : Stream
     }
 
     public override void Flush() => inner.Flush();
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 }

@@ -8,7 +8,7 @@ namespace Shipyard.Sync;
 /// of what the step changed, kept in a file until it is checked whole. Counts what it passed on, so a follow that
 /// broke resumes where it stopped; anything unframed fails the step instead of being taken as output.
 /// </summary>
-public sealed class StepStream(Stream stdout, Stream stderr, string copyBackFile) : Stream
+public sealed class StepStream(Stream stdout, Stream stderr, string copyBackFile) : WriteOnlyStream
 {
     enum Part { Header, Out, Err, CopyBack }
 
@@ -104,14 +104,6 @@ public sealed class StepStream(Stream stdout, Stream stderr, string copyBackFile
         if (copyBack is not null) await copyBack.FlushAsync(ct);
     }
     public override void Flush() => copyBack?.Flush();
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
