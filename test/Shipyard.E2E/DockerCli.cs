@@ -42,7 +42,9 @@ public sealed class DockerCli(string configDir)
             p.StandardInput.Close();
             var err = p.StandardError.ReadToEndAsync();
             var files = new SortedDictionary<string, string>(StringComparer.Ordinal);
-            using (var tar = new TarReader(p.StandardOutput.BaseStream))
+            // The reader stops at the end-of-archive blocks; the pipe stays open and is drained after, or docker
+            // export, still writing its padding, dies of a closed pipe and the export looks failed (CI, session 5).
+            using (var tar = new TarReader(p.StandardOutput.BaseStream, leaveOpen: true))
             {
                 while (await tar.GetNextEntryAsync() is { } e)
                 {
@@ -54,8 +56,9 @@ public sealed class DockerCli(string configDir)
                     files[path] = $"{e.EntryType} {Convert.ToString((int)e.Mode, 8)} {e.Uid}:{e.Gid} {size} {hash} {e.LinkName}";
                 }
             }
+            await p.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
             await p.WaitForExitAsync();
-            if (p.ExitCode != 0) throw new InvalidOperationException($"docker export: {await err}");
+            if (p.ExitCode != 0) throw new InvalidOperationException($"docker export: exit {p.ExitCode}: {await err}");
             return files;
         }
         finally { await RunAsync($"rm {id}"); }
