@@ -78,7 +78,7 @@ public static class Bench
         }
     }
 
-    static string LoadAverage() => string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+    internal static string LoadAverage() => string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
 
     static async Task<RunnerJob> NewJobAsync(LocalCluster cluster, string secret, string kubeconfig, string name, string? externals)
     {
@@ -393,7 +393,7 @@ public static class Bench
 
     // ---- report -----------------------------------------------------------------------------------
 
-    static double Median(IEnumerable<double> xs)
+    internal static double Median(IEnumerable<double> xs)
     {
         var s = xs.Order().ToArray();
         return s.Length == 0 ? double.NaN : s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -24,7 +23,7 @@ public static class BenchNoVolume
         var cluster = new LocalCluster("shipyard-bench");
         await cluster.CreateNamespaceAsync();
         var workspace = EnsureWorkspace();
-        var loadBefore = File.ReadAllText("/proc/loadavg").Split(' ').Take(3);
+        var loadBefore = Bench.LoadAverage();
         var samples = new List<(string Mode, string Measure, double Seconds)>();
         try
         {
@@ -36,8 +35,7 @@ public static class BenchNoVolume
                 foreach (var noVolume in i % 2 == 0 ? new[] { true, false } : [false, true])
                     samples.AddRange(await JobAsync(cluster, kubeconfig, workspace, noVolume, $"nv-{i}-{(noVolume ? "n" : "v")}"));
             }
-            var loadAfter = File.ReadAllText("/proc/loadavg").Split(' ').Take(3);
-            var report = Report(samples, iterations, string.Join(' ', loadBefore), string.Join(' ', loadAfter));
+            var report = Report(samples, iterations, loadBefore, Bench.LoadAverage());
             Directory.CreateDirectory(outDir);
             await File.WriteAllTextAsync(Path.Combine(outDir, "novolume-latest.md"), report);
             Console.WriteLine(report);
@@ -54,7 +52,7 @@ public static class BenchNoVolume
         var mode = noVolume ? "novolume" : "volume";
         await using var job = await RunnerJob.StartAsync(cluster, name, realNode: true, noVolume: noVolume);
         job.Env["KUBECONFIG"] = kubeconfig;
-        CopyTree(workspace, Path.Combine(job.Workspace, "src"));
+        RunnerExternals.CopyTree(workspace, Path.Combine(job.Workspace, "src"));
         var result = new List<(string, string, double)>();
         var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Debian)));
         if (prepare.ExitCode != 0) throw new InvalidOperationException($"prepare_job ({mode}): {prepare}");
@@ -100,26 +98,9 @@ public static class BenchNoVolume
         return root;
     }
 
-    static void CopyTree(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var f in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(to, Path.GetRelativePath(from, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(f, target);
-        }
-    }
-
-    static double Median(IEnumerable<double> xs)
-    {
-        var s = xs.Order().ToList();
-        return s.Count == 0 ? double.NaN : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
-    }
-
     static string Report(List<(string Mode, string Measure, double Seconds)> samples, int iterations, string loadBefore, string loadAfter)
     {
-        double M(string mode, string measure) => Median(samples.Where(s => s.Mode == mode && s.Measure == measure).Select(s => s.Seconds));
+        double M(string mode, string measure) => Bench.Median(samples.Where(s => s.Mode == mode && s.Measure == measure).Select(s => s.Seconds));
         var sb = new StringBuilder();
         sb.AppendLine($"# No-volume sync cost ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
         sb.AppendLine();

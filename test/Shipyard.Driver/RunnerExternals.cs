@@ -33,7 +33,8 @@ public static class RunnerExternals
         return root;
     }
 
-    static void CopyTree(string source, string target)
+    /// <summary>Copies a tree, links as links (also the benchmark's workspace).</summary>
+    internal static void CopyTree(string source, string target)
     {
         Directory.CreateDirectory(target);
         foreach (var entry in new DirectoryInfo(source).EnumerateFileSystemInfos())

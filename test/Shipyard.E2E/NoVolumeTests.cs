@@ -177,14 +177,21 @@ public sealed class NoVolumeTests(TestCluster cluster)
         Assert.False(Directory.Exists(Path.Combine(job.Work, ".shipyard-sync")));
     }
 
+    /// <summary>A no-volume runner whose hook reaches the API server only through <paramref name="proxy"/>, its job pod running.</summary>
+    async Task<RunnerJob> PreparedBehindAsync(ApiProxy proxy, string image)
+    {
+        var job = await RunnerJob.StartAsync(cluster, noVolume: true);
+        job.Env["KUBECONFIG"] = proxy.WriteKubeconfig(cluster.KubeConfig, Path.Combine(job.Root, "proxied.kubeconfig"));
+        var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, image)));
+        Assert.True(prepare.ExitCode == 0, prepare.ToString());
+        return job;
+    }
+
     [Fact]
     public async Task A_copy_back_cut_mid_way_fails_the_step_and_leaves_no_partial_file()
     {
         await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
-        await using var job = await RunnerJob.StartAsync(cluster, noVolume: true);
-        job.Env["KUBECONFIG"] = proxy.WriteKubeconfig(cluster.KubeConfig, Path.Combine(job.Root, "proxied.kubeconfig"));
-        var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Debian)));
-        Assert.True(prepare.ExitCode == 0, prepare.ToString());
+        await using var job = await PreparedBehindAsync(proxy, cluster.Debian);
 
         // Every connection that carries more than 2 MB from the API server is reset: the 16 MB copy back never arrives whole.
         proxy.CutConnectionsAfter(2_000_000);
@@ -205,10 +212,7 @@ public sealed class NoVolumeTests(TestCluster cluster)
     public async Task A_step_whose_output_stream_is_cut_resumes_where_it_stopped_and_keeps_its_exit_code()
     {
         await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
-        await using var job = await RunnerJob.StartAsync(cluster, noVolume: true);
-        job.Env["KUBECONFIG"] = proxy.WriteKubeconfig(cluster.KubeConfig, Path.Combine(job.Root, "proxied.kubeconfig"));
-        var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)));
-        Assert.True(prepare.ExitCode == 0, prepare.ToString());
+        await using var job = await PreparedBehindAsync(proxy, cluster.Busybox);
 
         var run = job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job,
             "i=1; while [ $i -le 30 ]; do echo line $i; i=$((i+1)); sleep 0.1; done; echo done > finished.txt; exit 7\n")));

@@ -58,8 +58,11 @@ public static class PrepareJob
             }
             await ctx.Cluster.CreateOrReplaceSecretAsync(objects.EnvSecret, ctx.Cancel);
             await ctx.Cluster.CreateOrReplacePodAsync(pod, ctx.Cancel);
-            if (ctx.Local is not null) await FirstSyncAsync(ctx, podName);
-            await WaitUntilRunningAsync(ctx, podName);
+            // One limit for the whole start, the no-volume fill included.
+            using var startLimit = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
+            startLimit.CancelAfter(ctx.Settings.PrepareJobTimeout);
+            if (ctx.Local is not null) await FirstSyncAsync(ctx, podName, startLimit.Token);
+            await WaitUntilRunningAsync(ctx, podName, startLimit.Token);
         }
         catch
         {
@@ -82,28 +85,12 @@ public static class PrepareJob
     /// No-volume mode: while the fill init container holds the job pod, it gets the runner's whole `_work` (actions
     /// already downloaded, the workspace), so the job container starts on the runner's files and directories.
     /// </summary>
-    static async Task FirstSyncAsync(HookContext ctx, string podName)
+    static async Task FirstSyncAsync(HookContext ctx, string podName, CancellationToken limit)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
-        timeout.CancelAfter(ctx.Settings.PrepareJobTimeout);
         var pulls = new StartFailureTracker();
-        try
-        {
-            _ = await ctx.Cluster.WaitForPodAsync(podName, p => PodProgress.InitRunning(p, PodLocalWork.FillContainer, pulls), timeout.Token)
-                ?? throw new HookException($"Job pod {podName} was deleted while it was starting.");
-        }
-        catch (HookException e) when (e.Message.Contains("init container", StringComparison.Ordinal))
-        {
-            throw await WithInitLogAsync(ctx, podName, e);
-        }
-        catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)
-        {
-            var last = await ctx.Cluster.ReadPodAsync(podName, ctx.Cancel);
-            throw new HookException($"Job pod {podName} did not get to copying the runner's files within {ctx.Settings.PrepareJobTimeout.TotalSeconds:0}s (ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS): {(last is null ? "gone" : PodProgress.Describe(last))}");
-        }
-        var now = WorkManifest.Scan(ctx.Settings.WorkDirectory);
-        await ctx.WorkSync.PushAsync(PodLocalWork.Target(podName, PodLocalWork.FillContainer), now.Since(WorkManifest.Empty), markReady: true, ctx.Cancel);
-        now.Save(ctx.SyncManifestPath);
+        await WaitForJobPodAsync(ctx, podName, p => PodProgress.InitRunning(p, PodLocalWork.FillContainer, pulls), "did not get to copying the runner's files", limit);
+        var filled = await ctx.WorkSync.FillAsync(PodLocalWork.Target(podName, PodLocalWork.FillContainer), null, ctx.Cancel);
+        filled.Save(ctx.SyncManifestPath);
     }
 
     /// <summary>A Role without exec, logs or secrets would fail the job at its first step; say so now, listing all of it.</summary>
@@ -131,31 +118,15 @@ public static class PrepareJob
     }
 
     /// <summary>Waits for every container to run; a service that exits or cannot start fails at once, quoting its log.</summary>
-    static async Task WaitUntilRunningAsync(HookContext ctx, string podName)
+    static async Task WaitUntilRunningAsync(HookContext ctx, string podName, CancellationToken limit)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
-        timeout.CancelAfter(ctx.Settings.PrepareJobTimeout);
         V1ContainerStatus? stopped = null;
         var pulls = new StartFailureTracker();
-        V1Pod? pod;
-        try
+        await WaitForJobPodAsync(ctx, podName, p =>
         {
-            pod = await ctx.Cluster.WaitForPodAsync(podName, p =>
-            {
-                stopped = PodProgress.StoppedContainer(p);
-                return stopped is not null || PodProgress.AllRunning(p, pulls);
-            }, timeout.Token);
-        }
-        catch (HookException e) when (e.Message.Contains("init container", StringComparison.Ordinal))
-        {
-            throw await WithInitLogAsync(ctx, podName, e);
-        }
-        catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)
-        {
-            var last = await ctx.Cluster.ReadPodAsync(podName, ctx.Cancel);
-            throw new HookException($"Job pod {podName} was not running after {ctx.Settings.PrepareJobTimeout.TotalSeconds:0}s (ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS): {(last is null ? "gone" : PodProgress.Describe(last))}");
-        }
-        if (pod is null) throw new HookException($"Job pod {podName} was deleted while it was starting.");
+            stopped = PodProgress.StoppedContainer(p);
+            return stopped is not null || PodProgress.AllRunning(p, pulls);
+        }, "was not running", limit);
         if (stopped is null) return;
 
         var what = stopped.Name == Names.JobContainer ? "The job container" : $"Service '{stopped.Name}'";
@@ -165,13 +136,34 @@ public static class PrepareJob
         throw new HookException($"{what} ({stopped.Image}) exited with code {t.ExitCode} ({t.Reason}{(t.Message is { Length: > 0 } m ? ": " + m.Trim() : "")}) before the job started; {quoted}");
     }
 
-    /// <summary>An init container that failed (no-volume mode's externals copy) says why in its log.</summary>
+    /// <summary>Watches the starting job pod until <paramref name="done"/>; a pod that cannot get there fails with one line.</summary>
+    static async Task WaitForJobPodAsync(HookContext ctx, string podName, Func<V1Pod, bool> done, string notThere, CancellationToken limit)
+    {
+        V1Pod? pod;
+        try { pod = await ctx.Cluster.WaitForPodAsync(podName, done, limit); }
+        catch (HookException e)
+        {
+            throw await WithInitLogAsync(ctx, podName, e);
+        }
+        catch (OperationCanceledException) when (!ctx.Cancel.IsCancellationRequested)
+        {
+            var last = await ctx.Cluster.ReadPodAsync(podName, ctx.Cancel);
+            throw new HookException($"Job pod {podName} {notThere} after {ctx.Settings.PrepareJobTimeout.TotalSeconds:0}s (ACTIONS_RUNNER_PREPARE_JOB_TIMEOUT_SECONDS): {(last is null ? "gone" : PodProgress.Describe(last))}");
+        }
+        if (pod is null) throw new HookException($"Job pod {podName} was deleted while it was starting.");
+    }
+
+    /// <summary>A start failure with an init container that failed (no-volume mode's externals copy) also quotes that container's log.</summary>
     static async Task<HookException> WithInitLogAsync(HookContext ctx, string podName, HookException e)
     {
-        var init = (await ctx.Cluster.ReadPodAsync(podName, ctx.Cancel))?.Status?.InitContainerStatuses?.FirstOrDefault(s => s.State?.Terminated is { ExitCode: not 0 });
-        if (init is null) return e;
-        var lines = await ctx.Cluster.ReadLogTailAsync(podName, init.Name, 5, ctx.Cancel);
-        return new HookException(e.Message + (lines.Count == 0 ? "" : " Its log: " + string.Join(" | ", lines)));
+        try
+        {
+            var init = (await ctx.Cluster.ReadPodAsync(podName, ctx.Cancel))?.Status?.InitContainerStatuses?.FirstOrDefault(s => s.State?.Terminated is { ExitCode: not 0 });
+            if (init is null) return e;
+            var lines = await ctx.Cluster.ReadLogTailAsync(podName, init.Name, 5, ctx.Cancel);
+            return new HookException(e.Message + (lines.Count == 0 ? "" : " Its log: " + string.Join(" | ", lines)));
+        }
+        catch (HookException) { return e; } // the API is what failed: the first reason stands
     }
 
     /// <summary>The runner picks its Alpine (musl) node build for JavaScript actions from this.</summary>

@@ -2,7 +2,6 @@ using k8s.Models;
 using Shipyard.Images;
 using Shipyard.Pods;
 using Shipyard.Protocol;
-using Shipyard.Sync;
 
 namespace Shipyard.Commands;
 
@@ -62,21 +61,11 @@ public static class RunContainerStep
 
             var pod = StepPod.Build(step, new StepPodOptions(podName, image, placement, ctx.Work, workspaceSubPath, envSecret, pullSecrets));
             if (template is not null) pod = template.ApplyToStepPod(pod);
-            int exit;
-            if (ctx.Local is null)
-                exit = (await ctx.Cluster.RunToCompletionAsync(pod, Names.StepContainer, ctx.Stdout, ctx.Log.Debug, null, ctx.Cancel)).ExitCode;
-            else
-            {
-                // No-volume mode: the workspace and `_temp` (file commands, home, workflow) go in before the action
-                // starts and what it wrote comes back after it exits, from the sync container that outlives it.
-                string[] shared = [workspaceSubPath, "_temp"];
-                ctx.Local.AddTo(pod.Spec);
-                var sync = ctx.WorkSync;
-                exit = (await ctx.Cluster.RunToCompletionAsync(pod, Names.StepContainer, ctx.Stdout, ctx.Log.Debug, null, ctx.Cancel,
-                    (PodLocalWork.FillContainer, ct => sync.PushAsync(PodLocalWork.Target(podName, PodLocalWork.FillContainer),
-                        WorkManifest.Scan(ctx.Settings.WorkDirectory, shared).Since(WorkManifest.Empty), markReady: true, ct)))).ExitCode;
-                await sync.PullAsync(PodLocalWork.Target(podName), shared, ctx.Cancel);
-            }
+            // No-volume mode: the workspace and `_temp` (file commands, home, workflow) go in before the action starts,
+            // and what it wrote comes back after it exits, from the sync container that outlives it.
+            string[] shared = [workspaceSubPath, "_temp"];
+            var exit = (await ctx.RunPodAsync(pod, Names.StepContainer, ctx.Stdout, null, shared)).ExitCode;
+            if (ctx.Local is not null) await ctx.WorkSync.PullAsync(PodLocalWork.Target(podName), shared, ctx.Cancel);
             if (exit != 0) throw new HookException($"The container action exited with code {exit}.", exit);
             return 0;
         }

@@ -57,14 +57,14 @@ public static class RunScriptStep
     }
 
     /// <summary>No-volume mode: what the runner changed in `_work` since the last sync, into the job pod.</summary>
-    public static async Task<WorkManifest> PushChangesAsync(HookContext ctx, string podName)
+    static async Task<WorkManifest> PushChangesAsync(HookContext ctx, string podName)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var before = WorkManifest.Load(ctx.SyncManifestPath);
         var now = WorkManifest.Scan(ctx.Settings.WorkDirectory);
         ctx.Log.Debug($"scanned _work ({now.Entries.Count} entries) in {clock.ElapsedMilliseconds} ms");
         await ctx.WorkSync.PushAsync(PodLocalWork.Target(podName), now.Since(before), markReady: false, ctx.Cancel,
-            advanceMark: !File.Exists(ctx.SyncManifestPath + ".pull-failed"));
+            advanceMark: !File.Exists(ctx.SyncPullFailedPath));
         now.Save(ctx.SyncManifestPath);
         return now;
     }
@@ -85,8 +85,7 @@ public static class RunScriptStep
     static async Task<int> FollowAndCopyBackAsync(HookContext ctx, string podName, string inPod, WorkManifest pushed)
     {
         // Until a copy back succeeds, later pushes leave the pod's mark where it is (nothing the pod wrote is skipped).
-        var failed = ctx.SyncManifestPath + ".pull-failed";
-        await File.WriteAllTextAsync(failed, "", CancellationToken.None);
+        await File.WriteAllTextAsync(ctx.SyncPullFailedPath, "", CancellationToken.None);
         var copyBack = Path.Combine(Path.GetTempPath(), $"shipyard-pull-{Guid.NewGuid():N}");
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var stopGuard = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
@@ -127,10 +126,10 @@ public static class RunScriptStep
                     await Task.Delay(TimeSpan.FromSeconds(Math.Min(4, attempt)), ctx.Cancel);
                     continue;
                 }
-                if (code != 0) throw new HookException($"Following the step in pod {podName} failed (exit {code}): {Encoding.UTF8.GetString(stderr.ToArray()).Trim()}");
+                if (code != 0) throw new HookException($"Following the step in pod {podName} failed (exit {code}): {WorkSync.Text(stderr)}");
                 if (stream.Status is null) throw new HookException($"The step's output stream from pod {podName} ended without the step's status; the step's outcome is unknown, so it fails.");
                 copied = stream.SawCopyBack;
-                if (stderr.Length > 0) unreadable = Encoding.UTF8.GetString(stderr.ToArray()).Trim().Replace('\n', ' ');
+                if (stderr.Length > 0) unreadable = WorkSync.Text(stderr);
             }
             stream.EndCopyBack();
             var followed = clock.ElapsedMilliseconds;
@@ -138,14 +137,11 @@ public static class RunScriptStep
             if (copied)
                 now = ctx.WorkSync.Apply(copyBack, podName, null, unreadable, pushed);
             else
-            {
-                await ctx.WorkSync.PullAsync(PodLocalWork.Target(podName), null, ctx.Cancel);
-                now = WorkManifest.Scan(ctx.Settings.WorkDirectory);
-            }
+                now = await ctx.WorkSync.PullAsync(PodLocalWork.Target(podName), null, ctx.Cancel);
             var applied = clock.ElapsedMilliseconds;
             now.Save(ctx.SyncManifestPath);
             ctx.Log.Debug($"sync back: followed and copied back {followed} ms, applied {applied - followed} ms, manifest {clock.ElapsedMilliseconds - applied} ms; in {clock.ElapsedMilliseconds} ms");
-            File.Delete(failed);
+            File.Delete(ctx.SyncPullFailedPath);
             return stream.Status!.Value;
         }
         finally

@@ -5,7 +5,6 @@ using System.Text;
 using System.Text.Json;
 using k8s.Models;
 using Shipyard.Pods;
-using Shipyard.Sync;
 using Shipyard.Settings;
 
 namespace Shipyard.Images;
@@ -224,19 +223,10 @@ public static class DockerfileAction
         V1ContainerStateTerminated finished;
         try
         {
-            if (ctx.Local is null)
-                finished = await ctx.Cluster.RunToCompletionAsync(pod, Names.BuilderContainer, tail, ctx.Log.Debug, ctx.Settings.BuildTimeout, ctx.Cancel);
-            else
-            {
-                // No-volume mode: the staged context goes in, the image layout the builder wrote comes back.
-                string[] staged = [options.StagedSubPath];
-                ctx.Local.AddTo(pod.Spec);
-                var sync = ctx.WorkSync;
-                finished = await ctx.Cluster.RunToCompletionAsync(pod, Names.BuilderContainer, tail, ctx.Log.Debug, ctx.Settings.BuildTimeout, ctx.Cancel,
-                    (PodLocalWork.FillContainer, ct => sync.PushAsync(PodLocalWork.Target(options.Name, PodLocalWork.FillContainer),
-                        WorkManifest.Scan(ctx.Settings.WorkDirectory, staged).Since(WorkManifest.Empty), markReady: true, ct)));
-                if (finished.ExitCode == 0) await sync.PullAsync(PodLocalWork.Target(options.Name), [options.StagedSubPath + "/out"], ctx.Cancel);
-            }
+            // No-volume mode: the staged context goes in, the image layout the builder wrote comes back.
+            finished = await ctx.RunPodAsync(pod, Names.BuilderContainer, tail, ctx.Settings.BuildTimeout, [options.StagedSubPath]);
+            if (ctx.Local is not null && finished.ExitCode == 0)
+                await ctx.WorkSync.PullAsync(PodLocalWork.Target(options.Name), [options.StagedSubPath + "/out"], ctx.Cancel);
         }
         finally
         {

@@ -41,7 +41,8 @@ public sealed partial record HookSettings
     /// <summary>The runner's own image (ARC sets ACTIONS_RUNNER_IMAGE in no-volume mode); else read from the runner pod.</summary>
     public string? RunnerImage { get; init; }
     /// <summary>Where the runner image holds its externals; no-volume pods copy them from there, node-locally.</summary>
-    public string RunnerImageExternals { get; init; } = "/home/runner/externals";
+    public string RunnerImageExternals { get; init; } = DefaultRunnerImageExternals;
+    public const string DefaultRunnerImageExternals = "/home/runner/externals";
     /// <summary>GITHUB_WORKSPACE on the runner host.</summary>
     public string? Workspace { get; init; }
 
@@ -129,7 +130,7 @@ public sealed partial record HookSettings
             "novolume" or "kubernetes-novolume" => WorkMode.NoVolume,
             var other => Bad(WorkMode.Auto, $"{Prefix}MODE must be auto, volume or novolume, not '{other}'."),
         };
-        var imageExternals = Get(Prefix + "RUNNER_IMAGE_EXTERNALS") ?? "/home/runner/externals";
+        var imageExternals = Get(Prefix + "RUNNER_IMAGE_EXTERNALS") ?? DefaultRunnerImageExternals;
         if (!imageExternals.StartsWith('/')) errors.Add($"{Prefix}RUNNER_IMAGE_EXTERNALS must be an absolute path in the runner image, not '{imageExternals}'.");
         T Bad<T>(T fallback, string error) { errors.Add(error); return fallback; }
         // BUILDER_CPU_REQUEST, BUILDER_MEMORY_LIMIT, …: a quantity, or `none` to leave it unset.

@@ -54,7 +54,7 @@ public sealed class WorkManifest
             {
                 // The subtree's own ancestors are sent too, so it lands with the runner's modes.
                 for (var p = top; p.Length > 0; p = System.IO.Path.GetDirectoryName(p) ?? "")
-                    if (Directory.Exists(System.IO.Path.Combine(root, p)) && !all.ContainsKey(p)) all[p] = Stat(root, p);
+                    if (!all.ContainsKey(p) && Stat(root, p) is { Type: 'd' } ancestor) all[p] = ancestor;
                 if (!Directory.Exists(start)) continue;
             }
             var found = new FileSystemEnumerable<WorkEntry?>(start, (ref FileSystemEntry e) =>
@@ -80,10 +80,16 @@ public sealed class WorkManifest
         return new WorkManifest(all);
     }
 
-    static WorkEntry Stat(string root, string rel)
+    /// <summary>One path looked at on its own (a subtree's ancestor, a path just written), or null when it is gone.</summary>
+    static WorkEntry? Stat(string root, string rel)
     {
-        var info = new DirectoryInfo(System.IO.Path.Combine(root, rel));
-        return new WorkEntry(rel, 'd', 0, (int)info.UnixFileMode, info.LastWriteTimeUtc.Ticks);
+        var full = System.IO.Path.Combine(root, rel);
+        var info = new FileInfo(full);
+        if (info.LinkTarget is not null) return new WorkEntry(rel, 'l', info.Length, (int)info.UnixFileMode, info.LastWriteTimeUtc.Ticks);
+        if (info.Exists) return new WorkEntry(rel, 'f', info.Length, (int)info.UnixFileMode, info.LastWriteTimeUtc.Ticks);
+        if (!Directory.Exists(full)) return null;
+        var d = new DirectoryInfo(full);
+        return new WorkEntry(rel, 'd', 0, (int)d.UnixFileMode, d.LastWriteTimeUtc.Ticks);
     }
 
     /// <summary>This manifest after <paramref name="removed"/> went (with what they held) and <paramref name="written"/> were written: only those are looked at again.</summary>
@@ -97,21 +103,10 @@ public sealed class WorkManifest
                 for (var p = path; p.Length > 0; p = System.IO.Path.GetDirectoryName(p) ?? "")
                     if (gone.Contains(p)) { all.Remove(path); break; }
         }
-        foreach (var rel in written)
-        {
-            var full = System.IO.Path.Combine(root, rel);
-            var info = new FileInfo(full);
-            if (info.LinkTarget is not null) all[rel] = new WorkEntry(rel, 'l', info.Length, (int)info.UnixFileMode, info.LastWriteTimeUtc.Ticks);
-            else if (info.Exists) all[rel] = new WorkEntry(rel, 'f', info.Length, (int)info.UnixFileMode, info.LastWriteTimeUtc.Ticks);
-            else if (Directory.Exists(full)) { var d = new DirectoryInfo(full); all[rel] = new WorkEntry(rel, 'd', 0, (int)d.UnixFileMode, d.LastWriteTimeUtc.Ticks); }
-        }
-        // Writing or removing an entry moved its directory's time.
-        foreach (var dir in removed.Concat(written).Select(p => System.IO.Path.GetDirectoryName(p) ?? "").Where(d => d.Length > 0).Distinct())
-            if (Directory.Exists(System.IO.Path.Combine(root, dir)))
-            {
-                var d = new DirectoryInfo(System.IO.Path.Combine(root, dir));
-                all[dir] = new WorkEntry(dir, 'd', 0, (int)d.UnixFileMode, d.LastWriteTimeUtc.Ticks);
-            }
+        // Writing or removing an entry also moved its directory's time.
+        var again = written.Concat(removed.Concat(written).Select(p => System.IO.Path.GetDirectoryName(p) ?? "").Where(d => d.Length > 0)).Distinct();
+        foreach (var rel in again)
+            if (Stat(root, rel) is { } entry) all[rel] = entry;
         return new WorkManifest(all);
     }
 

@@ -63,10 +63,21 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
     }
 
     /// <summary>
-    /// Brings back what changed in the pod since the last push (below <paramref name="only"/> when given), and
-    /// removes on the runner what the pod no longer has.
+    /// A new pod's first copy: everything in the runner's `_work` (below <paramref name="only"/> when given), into the
+    /// init container that holds the pod, which it then lets go. Returns what was sent.
     /// </summary>
-    public async Task PullAsync(SyncTarget target, IReadOnlyList<string>? only, CancellationToken ct)
+    public async Task<WorkManifest> FillAsync(SyncTarget target, IReadOnlyList<string>? only, CancellationToken ct)
+    {
+        var all = WorkManifest.Scan(runnerRoot, only);
+        await PushAsync(target, all.Since(WorkManifest.Empty), markReady: true, ct);
+        return all;
+    }
+
+    /// <summary>
+    /// Brings back what changed in the pod since the last push (below <paramref name="only"/> when given), and
+    /// removes on the runner what the pod no longer has. Returns what the runner's `_work` holds afterwards.
+    /// </summary>
+    public async Task<WorkManifest> PullAsync(SyncTarget target, IReadOnlyList<string>? only, CancellationToken ct)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var tmp = Path.Combine(Path.GetTempPath(), $"shipyard-pull-{Guid.NewGuid():N}");
@@ -82,8 +93,9 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
             });
             if (exit != 0)
                 throw new HookException($"Copying the step's files back from pod {target.Pod} failed (exit {exit}): {Text(err)}");
-            Apply(tmp, target.Pod, only, err.Length > 0 ? Text(err) : null);
+            var after = Apply(tmp, target.Pod, only, err.Length > 0 ? Text(err) : null);
             debug($"sync from {target.Pod}: copied back in {clock.ElapsedMilliseconds} ms");
+            return after;
         }
         finally
         {
@@ -164,7 +176,8 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         return new Frame(paths, unreadable, archiveAt, archiveLength);
     }
 
-    static string Text(MemoryStream s) => Encoding.UTF8.GetString(s.ToArray()).Trim().Replace('\n', ' ') is { Length: > 0 } t ? t : "no message";
+    /// <summary>A pod's stderr as one line.</summary>
+    public static string Text(MemoryStream s) => Encoding.UTF8.GetString(s.ToArray()).Trim().Replace('\n', ' ') is { Length: > 0 } t ? t : "no message";
 
     /// <summary>$1 root, $2 bytes, $3 sha256, $4 `ready` to let a waiting init container go, $5 `advance` to move the mark, $6 `removals` when the list is not empty.</summary>
     public const string PushScript = """
