@@ -355,4 +355,94 @@ public sealed class StepStreamTests : IDisposable
         Assert.DoesNotContain(frame.Paths, q => q.StartsWith("_temp/shipyard-step-"));
         Assert.False(Directory.Exists(step)); // the step's directory goes with the copy back
     }
+
+    static async Task<(int Exit, byte[] Stdout, string Stderr)> ShAsync(string script, IEnumerable<string> args, byte[] stdin, bool cut = false)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("/bin/sh", ["-c", script, "sh", .. args])
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = new MemoryStream();
+        var reading = p.StandardOutput.BaseStream.CopyToAsync(stdout);
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.StandardInput.BaseStream.WriteAsync(stdin);
+        await p.StandardInput.BaseStream.FlushAsync();
+        // Open, as v4 exec leaves it, unless the transfer is cut.
+        if (cut) p.StandardInput.Close();
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await p.WaitForExitAsync(limit.Token);
+        await reading;
+        if (!cut) p.StandardInput.Close();
+        return (p.ExitCode, stdout.ToArray(), await stderr);
+    }
+
+    [Fact]
+    public async Task One_exec_takes_the_runners_changes_in_says_G_then_follows_and_a_repeated_push_leaves_the_mark()
+    {
+        var runner = Path.Combine(dir, "runner");
+        var pod = Path.Combine(dir, "pod");
+        Directory.CreateDirectory(pod);
+        var step = Path.Combine("_temp", "shipyard-step-1");
+        Directory.CreateDirectory(Path.Combine(runner, step));
+        Directory.CreateDirectory(Path.Combine(runner, "src"));
+        File.WriteAllText(Path.Combine(runner, "src", "a.txt"), "from the runner");
+        // As if the step had already run once its files arrived: the follow finds its output and status.
+        File.WriteAllText(Path.Combine(runner, step, "out"), "hi");
+        File.WriteAllText(Path.Combine(runner, step, "status"), "0\n");
+        using var push = await WorkSync.Push.WriteAsync(runner, WorkManifest.Scan(runner).Since(WorkManifest.Empty), pod, false, true, default);
+        string[] follow = [Path.Combine(pod, step), "0", "0", pod];
+        var bytes = await File.ReadAllBytesAsync(push.File);
+
+        var (exit, stdout, stderr) = await ShAsync(Shipyard.Commands.RunScriptStep.PushFollowScript, [.. push.Args, .. follow], bytes);
+        Assert.True(exit == 0, stderr);
+        Assert.StartsWith("G\nO 2\nhi", Encoding.ASCII.GetString(stdout));
+        var pushedAt = 0;
+        var copy = Path.Combine(dir, "copy");
+        using (var s = new StepStream(new MemoryStream(), Stream.Null, copy, () => pushedAt++))
+        {
+            await FeedAsync(s, stdout, 5);
+            s.EndCopyBack();
+            Assert.True(s.Pushed);
+            Assert.Equal(0, s.Status);
+        }
+        Assert.Equal(1, pushedAt);
+        Assert.Equal("from the runner", File.ReadAllText(Path.Combine(pod, "src", "a.txt")));
+        using (var framed = File.OpenRead(copy))
+            Assert.Contains("src/a.txt", WorkSync.ReadFrame(framed, "pod").Paths);
+
+        // The same push again (its first answer lost): nothing read, nothing unpacked, the mark where it was.
+        var mark = Path.Combine(pod, ".shipyard-sync", "mark");
+        var markedAt = File.GetLastWriteTimeUtc(mark);
+        File.WriteAllText(Path.Combine(pod, "src", "a.txt"), "changed in the pod");
+        Directory.CreateDirectory(Path.Combine(pod, step));
+        File.WriteAllText(Path.Combine(pod, step, "status"), "0\n");
+        (exit, stdout, stderr) = await ShAsync(Shipyard.Commands.RunScriptStep.PushFollowScript, [.. push.Args, .. follow], []);
+        Assert.True(exit == 0, stderr);
+        Assert.StartsWith("G\nS 0\nP\n", Encoding.ASCII.GetString(stdout));
+        Assert.Equal("changed in the pod", File.ReadAllText(Path.Combine(pod, "src", "a.txt")));
+        Assert.Equal(markedAt, File.GetLastWriteTimeUtc(mark));
+
+        // A push cut short: exit 86, no G, nothing unpacked.
+        File.WriteAllText(Path.Combine(runner, "src", "b.txt"), "new");
+        using var next = await WorkSync.Push.WriteAsync(runner, WorkManifest.Scan(runner).Since(WorkManifest.Empty), pod, false, true, default);
+        var whole = await File.ReadAllBytesAsync(next.File);
+        (exit, stdout, _) = await ShAsync(Shipyard.Commands.RunScriptStep.PushFollowScript, [.. next.Args, .. follow], whole[..(whole.Length / 2)], cut: true);
+        Assert.Equal(86, exit);
+        Assert.Empty(stdout);
+        Assert.False(File.Exists(Path.Combine(pod, "src", "b.txt")));
+    }
+
+    [Fact]
+    public async Task G_is_taken_once_and_only_before_the_status()
+    {
+        var calls = 0;
+        using var s = new StepStream(Stream.Null, Stream.Null, Path.Combine(dir, "copy"), () => calls++);
+        await s.WriteAsync("G\nO 1\nx"u8.ToArray());
+        Assert.True(s.Pushed);
+        s.Restart();
+        Assert.True(s.Pushed);
+        await Assert.ThrowsAsync<InvalidDataException>(() => s.WriteAsync("G\n"u8.ToArray()).AsTask());
+        Assert.Equal(1, calls);
+    }
 }

@@ -43,7 +43,7 @@ public class ProtocolTests
         var args = new ScriptStepArgs(["/__w/r/r/./a/index.js"], "/__e/node20/bin/node",
             new() { ["INPUT_FETCH-DEPTH"] = "0", ["A;rm -rf /"] = "x'y", ["OK"] = "it's" }, JsonSerializer.SerializeToElement(new[] { "/x/bin" }), "/__w/r/r");
         var wrapper = RunScriptStep.Wrapper(args, args.EntryPoint!, "/__w/_temp/s");
-        Assert.StartsWith("rm -f -- \"$0\" 2>/dev/null || true\nd='/__w/_temp/s'\nmkdir \"$d/started\" 2>/dev/null || exit 0\n", wrapper);
+        Assert.StartsWith("rm -f -- \"$0\" 2>/dev/null || true\nd='/__w/_temp/s'\nmkdir \"$d/started\" 2>/dev/null || { [ -d \"$d/started\" ] && exit 0; echo \"cannot create $d/started\" >&2; exit 1; }\n", wrapper);
         Assert.Contains("    cd '/__w/r/r'\n", wrapper);
         Assert.Contains("    export OK='it'\\''s'\n", wrapper);
         Assert.Contains("    export PATH='/x/bin'\":$PATH\"\n", wrapper);

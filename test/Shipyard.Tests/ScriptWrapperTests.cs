@@ -55,6 +55,15 @@ public class ScriptWrapperTests
     }
 
     [Fact]
+    public void A_start_that_cannot_make_its_started_directory_does_not_exit_0()
+    {
+        // The hook takes exit 0 as started without asking again; a wrapper that could not start must say so.
+        var wrapper = Path.Combine(Path.GetTempPath(), "shipyard-wrapper-" + Guid.NewGuid().ToString("N") + ".sh");
+        File.WriteAllText(wrapper, RunScriptStep.Wrapper(new ScriptStepArgs([], "true", [], default, "/"), "true", "/no/such/step-dir"));
+        Assert.Equal(1, Sh(wrapper));
+    }
+
+    [Fact]
     public void Names_a_shell_cannot_export_reach_the_command_through_env()
     {
         var args = new ScriptStepArgs([], "env", new() { ["INPUT_FETCH-DEPTH"] = "0", ["DOLLARS"] = "a$$b $(HOME) c", ["Q"] = "it's" },

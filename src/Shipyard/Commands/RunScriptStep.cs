@@ -14,7 +14,7 @@ namespace Shipyard.Commands;
 /// the job pod still fails the step within moments if the pod goes. The script's exit code becomes the
 /// hook's; a cancelled step's processes are stopped in the job container, not just abandoned.
 /// </summary>
-public static class RunScriptStep
+public static partial class RunScriptStep
 {
     public static async Task<int> RunAsync(HookContext ctx, ScriptStepArgs args, HookState? state)
     {
@@ -31,16 +31,11 @@ public static class RunScriptStep
             int exit;
             if (ctx.Local is null)
             {
-                await StartAsync(ctx, podName, step, ctx.JobContainerPath(step.Wrapper), () => Task.FromResult(step.Started));
+                await StartAsync(ctx, podName, step, ["sh", "-e", ctx.JobContainerPath(step.Wrapper)], null, () => Task.FromResult(step.Started), ctx.Cancel);
                 exit = await FollowAsync(ctx, podName, step);
             }
             else
-            {
-                // The runner's new script and file-command files go in first; what the step wrote comes back after.
-                var pushed = await PushChangesAsync(ctx, podName);
-                await StartAsync(ctx, podName, step, ctx.JobContainerPath(step.Wrapper), () => StartedInPodAsync(ctx, podName, inPod));
-                exit = await FollowAndCopyBackAsync(ctx, podName, inPod, pushed);
-            }
+                exit = await RunInPodAsync(ctx, podName, step, inPod);
             if (exit != 0)
                 throw new HookException($"The script step exited with code {exit}.", exit);
             return 0;
@@ -55,124 +50,6 @@ public static class RunScriptStep
             step.Delete();
         }
     }
-
-    /// <summary>No-volume mode: what the runner changed in `_work` since the last sync, into the job pod.</summary>
-    static async Task<WorkManifest> PushChangesAsync(HookContext ctx, string podName)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var before = WorkManifest.Load(ctx.SyncManifestPath);
-        var now = WorkManifest.Scan(ctx.Settings.WorkDirectory);
-        ctx.Log.Debug($"scanned _work ({now.Entries.Count} entries) in {clock.ElapsedMilliseconds} ms");
-        await ctx.WorkSync.PushAsync(PodLocalWork.Target(podName), now.Since(before), markReady: false, ctx.Cancel,
-            advanceMark: !File.Exists(ctx.SyncPullFailedPath));
-        now.Save(ctx.SyncManifestPath);
-        return now;
-    }
-
-    static async Task<bool> StartedInPodAsync(HookContext ctx, string podName, string inPod)
-    {
-        try { return await ctx.Cluster.ExecAsync(podName, PodLocalWork.SyncContainer, ["test", "-d", inPod + "/started"], Stream.Null, Stream.Null, ctx.Cancel) == 0; }
-        catch (HookException) { return false; }
-    }
-
-    /// <summary>
-    /// No-volume mode: the step's `out`/`err` are in the pod, so one exec in the sync container streams them — framed,
-    /// so the step's status and then the copy back of what it changed follow on the same stream (one exec, not
-    /// three). A stream that breaks before the status is resumed from the bytes already shown; one that breaks
-    /// after it leaves only the copy back to do, which is then done on its own.
-    /// </summary>
-    /// <param name="pushed">The runner's `_work` as pushed before the step: what the copy back is applied to.</param>
-    static async Task<int> FollowAndCopyBackAsync(HookContext ctx, string podName, string inPod, WorkManifest pushed)
-    {
-        // Until a copy back succeeds, later pushes leave the pod's mark where it is (nothing the pod wrote is skipped).
-        await File.WriteAllTextAsync(ctx.SyncPullFailedPath, "", CancellationToken.None);
-        var copyBack = Path.Combine(Path.GetTempPath(), $"shipyard-pull-{Guid.NewGuid():N}");
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        using var stopGuard = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
-        var guard = GuardAsync(ctx, podName, stopGuard.Token);
-        var stream = new StepStream(ctx.Stdout, ctx.Stderr, copyBack);
-        try
-        {
-            string? unreadable = null;
-            var copied = false;
-            for (var attempt = 1; stream.Status is null; attempt++)
-            {
-                using var follow = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
-                stream.Restart();
-                var stderr = new MemoryStream();
-                var exec = ctx.Cluster.ExecAsync(podName, PodLocalWork.SyncContainer,
-                    ["sh", "-c", FollowScript, "sh", inPod, stream.Out.ToString(), stream.Err.ToString(), SyncTarget.PodRoot], null, stream, stderr, follow.Token);
-                if (await Task.WhenAny(exec, guard) == guard && guard.IsCompletedSuccessfully && guard.Result is { } gone)
-                {
-                    await follow.CancelAsync();
-                    try { await exec; } catch (Exception x) when (x is HookException or OperationCanceledException) { }
-                    if (stream.Status is null) throw new HookException(gone);
-                    break;
-                }
-                int? code = null;
-                HookException? broke = null;
-                try { code = await exec; }
-                catch (HookException x) { broke = x; }
-                catch (InvalidDataException x) { throw new HookException(x.Message); }
-                if (stream.Status is not null && (broke is not null || code != 0))
-                {
-                    ctx.Log.Debug($"The copy back failed after the step finished ({broke?.Message ?? $"exit {code}"}); copying back on its own.");
-                    break;
-                }
-                if (broke is not null)
-                {
-                    if (attempt >= 30 || ctx.Cancel.IsCancellationRequested) throw broke;
-                    ctx.Log.Debug($"Following the step's output broke ({broke.Message}); resuming at {stream.Out}/{stream.Err} bytes.");
-                    await Task.Delay(TimeSpan.FromSeconds(Math.Min(4, attempt)), ctx.Cancel);
-                    continue;
-                }
-                if (code != 0) throw new HookException($"Following the step in pod {podName} failed (exit {code}): {WorkSync.Text(stderr)}");
-                if (stream.Status is null) throw new HookException($"The step's output stream from pod {podName} ended without the step's status; the step's outcome is unknown, so it fails.");
-                copied = stream.SawCopyBack;
-                if (stderr.Length > 0) unreadable = WorkSync.Text(stderr);
-            }
-            stream.EndCopyBack();
-            var followed = clock.ElapsedMilliseconds;
-            WorkManifest now;
-            if (copied)
-                now = ctx.WorkSync.Apply(copyBack, podName, null, unreadable, pushed);
-            else
-                now = await ctx.WorkSync.PullAsync(PodLocalWork.Target(podName), null, ctx.Cancel);
-            var applied = clock.ElapsedMilliseconds;
-            now.Save(ctx.SyncManifestPath);
-            ctx.Log.Debug($"sync back: followed and copied back {followed} ms, applied {applied - followed} ms, manifest {clock.ElapsedMilliseconds - applied} ms; in {clock.ElapsedMilliseconds} ms");
-            File.Delete(ctx.SyncPullFailedPath);
-            return stream.Status!.Value;
-        }
-        finally
-        {
-            stream.Dispose();
-            File.Delete(copyBack);
-            await stopGuard.CancelAsync();
-            try { await guard; } catch (OperationCanceledException) { }
-        }
-    }
-
-    /// <summary>
-    /// $1 step directory, $2/$3 bytes of out/err already shown, $4 the pod's `_work`. Writes `O n`/`E n` + n bytes as
-    /// the step's files grow, `S status` once it is written, then `P` and the copy back (<see cref="WorkSync.PullScript"/>).
-    /// </summary>
-    public static readonly string FollowScript = """
-        d=$1; o=$2; e=$3; i=0
-        while :; do
-          f=; [ -e "$d/status" ] && f=1
-          n=$(($(wc -c < "$d/out" 2>/dev/null || echo 0)))
-          if [ "$n" -gt "$o" ]; then printf 'O %s\n' "$((n - o))"; tail -c +"$((o + 1))" "$d/out" | head -c "$((n - o))"; o=$n; fi
-          n=$(($(wc -c < "$d/err" 2>/dev/null || echo 0)))
-          if [ "$n" -gt "$e" ]; then printf 'E %s\n' "$((n - e))"; tail -c +"$((e + 1))" "$d/err" | head -c "$((n - e))"; e=$n; fi
-          if [ -n "$f" ]; then printf 'S %s\n' "$(cat "$d/status")"; break; fi
-          # Short steps finish in milliseconds; long ones are read a few times a second.
-          i=$((i + 1)); if [ $i -lt 50 ]; then sleep 0.02; else sleep 0.1; fi
-        done
-        printf 'P\n'
-        shift 3
-
-        """ + WorkSync.PullScript;
 
     /// <summary>
     /// Copies the node builds this step names (`/__e/node20/bin/node` for a JavaScript action, or a `run:` script
@@ -198,7 +75,7 @@ public static class RunScriptStep
 
     /// <summary>
     /// POSIX sh. Unlinks itself (it holds tokens); `mkdir started` makes a retried start a no-op, so starting
-    /// is safe to retry. A detached monitor runs the runner's command with output to `out`/`err`, records its
+    /// is safe to retry, and exit 0 means started. A detached monitor runs the runner's command with output to `out`/`err`, records its
     /// pid (for cancellation), waits, and writes the exit status to `status` atomically. Names a shell cannot
     /// `export` (`INPUT_FETCH-DEPTH`) are passed by env(1).
     /// </summary>
@@ -226,7 +103,7 @@ public static class RunScriptStep
         return $$"""
             rm -f -- "$0" 2>/dev/null || true
             d={{d}}
-            mkdir "$d/started" 2>/dev/null || exit 0
+            mkdir "$d/started" 2>/dev/null || { [ -d "$d/started" ] && exit 0; echo "cannot create $d/started" >&2; exit 1; }
             (
               set +e
               (
@@ -239,23 +116,31 @@ public static class RunScriptStep
             """;
     }
 
-    /// <summary>Starts the wrapper. Retried when the API cannot be reached: a second start is a no-op.</summary>
-    static async Task StartAsync(HookContext ctx, string podName, StepDirectory step, string wrapper, Func<Task<bool>> started)
+    /// <summary>
+    /// Starts the wrapper. Retried when the API cannot be reached: a second start is a no-op. Exit 0 means it
+    /// started; <paramref name="started"/> is asked only when the answer was lost or not 0.
+    /// </summary>
+    /// <param name="stdin">Opens the start's stdin for each attempt (no-volume mode: the signal that the script is in the pod).</param>
+    static async Task StartAsync(HookContext ctx, string podName, StepDirectory step, string[] command, Func<Stream>? stdin, Func<Task<bool>> started, CancellationToken ct)
     {
         for (var attempt = 1; ; attempt++)
         {
             int exit;
-            try { exit = await ctx.Cluster.ExecAsync(podName, Names.JobContainer, ["sh", "-e", wrapper], ctx.Stdout, ctx.Stderr, ctx.Cancel); }
+            try
+            {
+                await using var input = stdin?.Invoke();
+                exit = await ctx.Cluster.ExecAsync(podName, Names.JobContainer, command, input, ctx.Stdout, ctx.Stderr, ct);
+            }
             catch (HookException e)
             {
                 if (await started()) return; // it started; only the answer was lost
                 if (attempt >= 8) throw;
                 ctx.Log.Debug($"Starting the step failed ({e.Message}); retrying.");
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(4000, 200 * Math.Pow(2, attempt - 1))), ctx.Cancel);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(4000, 200 * Math.Pow(2, attempt - 1))), ct);
                 continue;
             }
-            if (await started()) return;
-            throw new HookException($"The step could not be started in the job container of {podName} (the wrapper exited with {exit}); the job container needs sh, mkdir and write access to {ctx.JobContainerPath(step.Host)}.", exit == 0 ? 1 : exit);
+            if (exit == 0 || await started()) return;
+            throw new HookException($"The step could not be started in the job container of {podName} (the wrapper exited with {exit}); the job container needs sh, mkdir and write access to {ctx.JobContainerPath(step.Host)}.", exit);
         }
     }
 

@@ -3,12 +3,13 @@ using System.Text;
 namespace Shipyard.Sync;
 
 /// <summary>
-/// The framed stream a no-volume step's follower writes (<c>RunScriptStep.FollowScript</c>): `O n` / `E n` and n
+/// The framed stream a no-volume step's follower writes (<c>RunScriptStep.FollowScript</c>): `G` once the runner's
+/// changes are unpacked in the pod (when the same exec took them in), `O n` / `E n` and n
 /// bytes of the step's stdout / stderr, `S status` once the step's status is written, then `P` and the copy back
 /// of what the step changed, kept in a file until it is checked whole. Counts what it passed on, so a follow that
 /// broke resumes where it stopped; anything unframed fails the step instead of being taken as output.
 /// </summary>
-public sealed class StepStream(Stream stdout, Stream stderr, string copyBackFile) : WriteOnlyStream
+public sealed class StepStream(Stream stdout, Stream stderr, string copyBackFile, Action? pushed = null) : WriteOnlyStream
 {
     enum Part { Header, Out, Err, CopyBack }
 
@@ -21,6 +22,8 @@ public sealed class StepStream(Stream stdout, Stream stderr, string copyBackFile
     public long Err { get; private set; }
     public int? Status { get; private set; }
     public bool SawCopyBack { get; private set; }
+    /// <summary>The pod said the runner's changes are unpacked; stays true across restarts.</summary>
+    public bool Pushed { get; private set; }
 
     /// <summary>A new follow starts with a header; what was passed on stays counted.</summary>
     public void Restart()
@@ -74,6 +77,10 @@ public sealed class StepStream(Stream stdout, Stream stderr, string copyBackFile
             case "O" or "E" when f.Length == 2 && long.TryParse(f[1], out var n) && n > 0:
                 part = f[0] == "O" ? Part.Out : Part.Err;
                 left = n;
+                break;
+            case "G" when f.Length == 1 && !Pushed && Status is null:
+                Pushed = true;
+                pushed?.Invoke();
                 break;
             case "S" when f.Length == 2 && int.TryParse(f[1], out var status):
                 Status = status;

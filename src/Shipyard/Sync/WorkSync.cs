@@ -29,37 +29,65 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
     /// </summary>
     public async Task PushAsync(SyncTarget target, WorkChanges changes, bool markReady, CancellationToken ct, bool advanceMark = true)
     {
+        using var push = await PrepareAsync(changes, target.Root, markReady, advanceMark, ct);
+        await PushAsync(target, push, ct);
+    }
+
+    /// <summary>Sends a prepared push, retrying a broken stream (unpacking is all or nothing, so a second send is safe).</summary>
+    public async Task PushAsync(SyncTarget target, Push push, CancellationToken ct)
+    {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var tmp = Path.Combine(Path.GetTempPath(), $"shipyard-push-{Guid.NewGuid():N}.tar");
-        try
+        var (exit, err) = await WithRetryAsync(target, "into", async () =>
         {
-            string sha;
-            long length;
-            await using (var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 64 * 1024))
+            await using var input = push.Open();
+            var stderr = new MemoryStream();
+            return (await cluster.ExecAsync(target.Pod, target.Container, ["sh", "-c", PushScript, "sh", .. push.Args], input, Stream.Null, stderr, ct), stderr);
+        });
+        CheckPushed(exit, err, target.Pod);
+        Pushed(target.Pod, push, clock.ElapsedMilliseconds);
+    }
+
+    /// <summary>Writes the archive of <paramref name="changes"/> and its digest; the arguments <see cref="PushScript"/> takes.</summary>
+    public Task<Push> PrepareAsync(WorkChanges changes, string podRoot, bool markReady, bool advanceMark, CancellationToken ct) =>
+        Push.WriteAsync(runnerRoot, changes, podRoot, markReady, advanceMark, ct);
+
+    /// <summary>A push's exit code as the hook's answer: incomplete (nothing unpacked) or failed, each with one line.</summary>
+    public static void CheckPushed(int exit, MemoryStream err, string pod)
+    {
+        if (exit == IncompleteExit)
+            throw new HookException($"The copy of the runner's work files into pod {pod} arrived incomplete ({Text(err)}); nothing was unpacked, so the step fails.");
+        if (exit != 0)
+            throw new HookException($"Copying the runner's work files into pod {pod} failed (exit {exit}): {Text(err)}");
+    }
+
+    public void Pushed(string pod, Push push, long ms) =>
+        debug($"sync into {pod}: {push.Entries} entries, {push.Removals} removals, {push.Length} bytes in {ms} ms");
+
+    /// <summary>An archive ready to send (a temporary file, removed on dispose) and <see cref="PushScript"/>'s six arguments.</summary>
+    public sealed record Push(string File, long Length, int Entries, int Removals, IReadOnlyList<string> Args) : IDisposable
+    {
+        public static async Task<Push> WriteAsync(string runnerRoot, WorkChanges changes, string podRoot, bool markReady, bool advanceMark, CancellationToken ct)
+        {
+            var tmp = Path.Combine(Path.GetTempPath(), $"shipyard-push-{Guid.NewGuid():N}.tar");
+            try
             {
+                await using var f = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 64 * 1024);
                 WorkArchive.Write(f, runnerRoot, changes);
-                length = f.Length;
+                var length = f.Length;
                 f.Position = 0;
-                sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(f, ct));
+                var sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(f, ct));
+                return new Push(tmp, length, changes.Changed.Count, changes.Deleted.Count,
+                    [podRoot, length.ToString(), sha, markReady ? "ready" : "-", advanceMark ? "advance" : "-", changes.Deleted.Count > 0 ? "removals" : "-"]);
             }
-            string[] command = ["sh", "-c", PushScript, "sh", target.Root, length.ToString(), sha, markReady ? "ready" : "-", advanceMark ? "advance" : "-",
-                changes.Deleted.Count > 0 ? "removals" : "-"];
-            var (exit, err) = await WithRetryAsync(target, "into", async () =>
+            catch
             {
-                await using var input = new FileStream(tmp, FileMode.Open, FileAccess.Read, FileShare.Read, 64 * 1024);
-                var stderr = new MemoryStream();
-                return (await cluster.ExecAsync(target.Pod, target.Container, command, input, Stream.Null, stderr, ct), stderr);
-            });
-            if (exit == IncompleteExit)
-                throw new HookException($"The copy of the runner's work files into pod {target.Pod} arrived incomplete ({Text(err)}); nothing was unpacked, so the step fails.");
-            if (exit != 0)
-                throw new HookException($"Copying the runner's work files into pod {target.Pod} failed (exit {exit}): {Text(err)}");
-            debug($"sync into {target.Pod}: {changes.Changed.Count} entries, {changes.Deleted.Count} removals, {length} bytes in {clock.ElapsedMilliseconds} ms");
+                System.IO.File.Delete(tmp);
+                throw;
+            }
         }
-        finally
-        {
-            File.Delete(tmp);
-        }
+
+        public Stream Open() => new FileStream(File, FileMode.Open, FileAccess.Read, FileShare.Read, 64 * 1024);
+        public void Dispose() => System.IO.File.Delete(File);
     }
 
     /// <summary>
@@ -185,6 +213,11 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         cd "$1"
         s=.shipyard-sync
         mkdir -p "$s"
+        # A retry of a push that arrived after all (only its answer was lost) changes nothing, the mark least of all.
+        if [ "$(cat "$s/pushed" 2>/dev/null)" = "$3" ]; then
+          if [ "$4" = ready ]; then touch "$s/ready"; fi
+          exit 0
+        fi
         head -c "$2" > "$s/in.tar"
         got=$(($(wc -c < "$s/in.tar")))
         if [ "$got" -ne "$2" ] || [ "$(sha256sum < "$s/in.tar" | cut -c1-64)" != "$3" ]; then
@@ -197,6 +230,7 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         tar -x -p -f "$s/in.tar" --no-same-owner --no-overwrite-dir
         rm -f "$s/in.tar" "$s/deleted"
         if [ "$5" = advance ] || [ ! -e "$s/mark" ]; then touch "$s/mark"; fi
+        echo "$3" > "$s/pushed"
         if [ "$4" = ready ]; then touch "$s/ready"; fi
         """;
 
