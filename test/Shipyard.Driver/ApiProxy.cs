@@ -24,11 +24,24 @@ public sealed class ApiProxy : IAsyncDisposable
         public TcpClient B => b;
         public volatile bool Stalled;
         public long Carried;
+        public long Sent;
     }
     long cutAfter = long.MaxValue;
+    long cutUploadAfter = long.MaxValue;
+    int cutUploads;
 
     /// <summary>From now on, a connection is reset once it has carried <paramref name="bytes"/> bytes from the API server: a transfer cut mid-way.</summary>
     public void CutConnectionsAfter(long bytes) => Interlocked.Exchange(ref cutAfter, bytes);
+
+    /// <summary>
+    /// The next <paramref name="connections"/> connections that carry more than <paramref name="bytes"/> bytes to the
+    /// API server (an upload: exec stdin) are reset mid-way; later ones pass.
+    /// </summary>
+    public void CutUploadsAfter(long bytes, int connections)
+    {
+        Interlocked.Exchange(ref cutUploadAfter, bytes);
+        Interlocked.Exchange(ref cutUploads, connections);
+    }
 
     public int CutMidway { get; private set; }
     int resetNext;
@@ -144,7 +157,7 @@ public sealed class ApiProxy : IAsyncDisposable
             }, stop.Token);
             var pair = new Pair(client, server);
             lock (open) open.Add(pair);
-            await Task.WhenAny(PumpAsync(down, up, pair), PumpAsync(up, down, pair));
+            await Task.WhenAny(PumpAsync(down, up, pair), PumpAsync(up, down, pair, downstream: true));
             lock (open) open.Remove(pair);
             server.Dispose();
         }
@@ -168,7 +181,10 @@ public sealed class ApiProxy : IAsyncDisposable
             while ((n = await a.ReadAsync(buffer, stop.Token)) > 0)
             {
                 if (pair.Stalled) await Task.Delay(Timeout.Infinite, stop.Token);
-                if (downstream && (pair.Carried += n) > Interlocked.Read(ref cutAfter))
+                var cut = downstream
+                    ? (pair.Carried += n) > Interlocked.Read(ref cutAfter)
+                    : (pair.Sent += n) > Interlocked.Read(ref cutUploadAfter) && Interlocked.Decrement(ref cutUploads) >= 0;
+                if (cut)
                 {
                     CutMidway++;
                     Abort(pair.A); Abort(pair.B);

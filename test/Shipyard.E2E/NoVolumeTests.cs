@@ -209,6 +209,37 @@ public sealed class NoVolumeTests(TestCluster cluster)
     }
 
     [Fact]
+    public async Task A_push_cut_mid_way_is_sent_again_and_a_push_that_never_arrives_fails_before_the_step_runs()
+    {
+        await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
+        await using var job = await PreparedBehindAsync(proxy, cluster.Debian);
+        var big = new byte[6_000_000];
+        Random.Shared.NextBytes(big);
+        await File.WriteAllBytesAsync(Path.Combine(job.Workspace, "from-runner.bin"), big);
+
+        // The exec that pushes, starts and follows is cut while it sends: the push goes again on its own, the step runs once.
+        proxy.CutUploadsAfter(2_000_000, connections: 1);
+        var survived = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "echo run >> runs.txt; wc -c < from-runner.bin\n")));
+        Assert.True(survived.ExitCode == 0, survived.ToString());
+        Assert.Equal(1, proxy.CutMidway);
+        Assert.Contains("6000000", survived.Stdout);
+        Assert.Equal("run\n", await File.ReadAllTextAsync(Path.Combine(job.Workspace, "runs.txt")));
+
+        // Every upload cut: the step fails with one line and its script never starts.
+        await File.WriteAllBytesAsync(Path.Combine(job.Workspace, "second.bin"), big);
+        proxy.CutUploadsAfter(2_000_000, connections: 100);
+        var failed = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "echo run >> runs.txt\n")));
+        Assert.NotEqual(0, failed.ExitCode);
+        Assert.Contains("into pod", Assert.Single(failed.ErrorLines));
+
+        proxy.CutUploadsAfter(long.MaxValue, 0);
+        var after = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "cat runs.txt; wc -c < second.bin\n")));
+        Assert.True(after.ExitCode == 0, after.ToString());
+        Assert.Contains("run\n6000000", after.Stdout);
+        Assert.Equal("run\n", await File.ReadAllTextAsync(Path.Combine(job.Workspace, "runs.txt")));
+    }
+
+    [Fact]
     public async Task A_step_whose_output_stream_is_cut_resumes_where_it_stopped_and_keeps_its_exit_code()
     {
         await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
