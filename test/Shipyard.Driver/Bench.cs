@@ -158,29 +158,10 @@ public static class Bench
         await c.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = $"floor-env-{i}" }, StringData = new Dictionary<string, string> { ["X"] = "1" } }, ns);
         await Jitter();
         sw.Restart();
-        await c.CreateNamespacedPodAsync(new V1Pod
-        {
-            Metadata = new V1ObjectMeta { Name = $"floor-step-{i}" },
-            Spec = new V1PodSpec
-            {
-                NodeName = node, RestartPolicy = "Never", AutomountServiceAccountToken = false,
-                Volumes = [new V1Volume { Name = "work", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = $"{job.RunnerPod}-work" } }],
-                Containers =
-                [
-                    new V1Container
-                    {
-                        Name = "step", Image = cluster.Busybox, Command = ["sh", "-c", "true"],
-                        EnvFrom = [new V1EnvFromSource { SecretRef = new V1SecretEnvSource { Name = $"floor-env-{i}" } }],
-                        VolumeMounts = new[] { ("/github/workspace", $"{job.Repo}/{job.Repo}"), ("/github/home", "_temp/_github_home"), ("/github/workflow", "_temp/_github_workflow"),
-                                ("/github/file_commands", "_temp/_runner_file_commands"), ("/github/runner_temp", "_temp") }
-                            .Select(m => new V1VolumeMount { Name = "work", MountPath = m.Item1, SubPath = m.Item2 }).ToList(),
-                    },
-                ],
-            },
-        }, ns);
+        await c.CreateNamespacedPodAsync(StepShapedPod(cluster, $"floor-step-{i}", $"{job.RunnerPod}-work", $"{job.Repo}/{job.Repo}", $"floor-env-{i}"), ns);
         await WatchUntilAsync(cluster, $"floor-step-{i}", p => p.Status?.Phase is "Succeeded" or "Failed");
         using (var log = await c.ReadNamespacedPodLogAsync($"floor-step-{i}", ns)) await log.CopyToAsync(Stream.Null);
-        result.Add(new("floor: step-shaped pod (PVC mounts + env Secret)", sw.Elapsed.TotalSeconds));
+        result.Add(new(StepShapedFloor, sw.Elapsed.TotalSeconds));
         await c.DeleteNamespacedPodAsync($"floor-step-{i}", ns, gracePeriodSeconds: 0);
 
         var dockerfile = WriteAction(job, "floor", Guid.NewGuid().ToString("N"));
@@ -238,6 +219,27 @@ public static class Bench
         Metadata = new V1ObjectMeta { Name = name },
         Spec = new V1PodSpec { NodeName = cluster.Env["SHIPYARD_TEST_NODE"], RestartPolicy = "Never", AutomountServiceAccountToken = false,
             Containers = [new V1Container { Name = "step", Image = cluster.Busybox, Command = ["sh", "-c", "true"] }] },
+    };
+
+    static V1Pod StepShapedPod(LocalCluster cluster, string name, string claim, string workspaceSubPath, string envSecret) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = name },
+        Spec = new V1PodSpec
+        {
+            NodeName = cluster.Env["SHIPYARD_TEST_NODE"], RestartPolicy = "Never", AutomountServiceAccountToken = false,
+            Volumes = [new V1Volume { Name = "work", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = claim } }],
+            Containers =
+            [
+                new V1Container
+                {
+                    Name = "step", Image = cluster.Busybox, Command = ["sh", "-c", "true"],
+                    EnvFrom = [new V1EnvFromSource { SecretRef = new V1SecretEnvSource { Name = envSecret } }],
+                    VolumeMounts = new[] { ("/github/workspace", workspaceSubPath), ("/github/home", "_temp/_github_home"), ("/github/workflow", "_temp/_github_workflow"),
+                            ("/github/file_commands", "_temp/_runner_file_commands"), ("/github/runner_temp", "_temp") }
+                        .Select(m => new V1VolumeMount { Name = "work", MountPath = m.Item1, SubPath = m.Item2 }).ToList(),
+                },
+            ],
+        },
     };
 
     static V1Pod JobShapedPod(LocalCluster cluster, string name, string claim, string envSecret) => new()
@@ -347,6 +349,18 @@ public static class Bench
             Add(seconds, "floor: run-to-completion pod", t.Elapsed.TotalSeconds);
         }));
         await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.DeleteNamespacedPodAsync($"floor-k-run-{n}", ns, gracePeriodSeconds: 0)));
+        // The same, shaped like a step pod (each on one job's work claim).
+        await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.CreateNamespacedSecretAsync(new V1Secret
+            { Metadata = new V1ObjectMeta { Name = $"floor-k-stepenv-{n}" }, StringData = new Dictionary<string, string> { ["X"] = "1" } }, ns)));
+        await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
+        {
+            var t = Stopwatch.StartNew();
+            await c.CreateNamespacedPodAsync(StepShapedPod(cluster, $"floor-k-step-{n}", $"{jobs[n - 1].RunnerPod}-work", $"{jobs[n - 1].Repo}/{jobs[n - 1].Repo}", $"floor-k-stepenv-{n}"), ns);
+            await WatchUntilAsync(cluster, $"floor-k-step-{n}", p => p.Status?.Phase is "Succeeded" or "Failed");
+            using (var log = await c.ReadNamespacedPodLogAsync($"floor-k-step-{n}", ns)) await log.CopyToAsync(Stream.Null);
+            Add(seconds, StepShapedFloor, t.Elapsed.TotalSeconds);
+        }));
+        await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.DeleteNamespacedPodAsync($"floor-k-step-{n}", ns, gracePeriodSeconds: 0)));
         return new ConcurrentResult(seconds, 0, [], sw.Elapsed.TotalSeconds);
     }
 
@@ -412,7 +426,7 @@ public static class Bench
         ("prepare_job", "floor: job-shaped pod (work PVC mounts + env Secret)", 1.10, "prepare_job vs job-shaped pod"),
         ("run_script_step", "floor: bare exec", 1.10, "script step"),
         ("run_container_step (image)", "floor: run-to-completion pod", 1.10, "container (image)"),
-        ("run_container_step (image)", "floor: step-shaped pod (PVC mounts + env Secret)", 1.10, "container (image) vs step-shaped pod"),
+        ("run_container_step (image)", StepShapedFloor, 1.10, "container (image) vs step-shaped pod"),
         ("run_container_step (Dockerfile, cold)", "floor: bare builder pod", 1.15, "container (cold)"),
         ("run_container_step (Dockerfile, warm)", "run_container_step (image)", 1.30, "container (warm)"),
     ];
@@ -420,14 +434,16 @@ public static class Bench
     /// <summary>Hook CPU targets per call (ms), from the job-start issue.</summary>
     static readonly Dictionary<string, double> CpuTargets = new() { ["prepare_job"] = 150, ["run_script_step"] = 50 };
 
+    const string StepShapedFloor = "floor: step-shaped pod (PVC mounts + env Secret)";
+
     /// <summary>Each concurrent command and the concurrent floor it is read against.</summary>
     static readonly Dictionary<string, string[]> ConcurrentFloors = new()
     {
         ["prepare_job"] = ["floor: bare pod start", "floor: job-shaped pod (work PVC mounts + env Secret)"],
         ["run_script_step"] = ["floor: bare exec"],
         ["JavaScript step (first in job)"] = ["floor: bare exec"],
-        ["run_container_step (image)"] = ["floor: run-to-completion pod"],
-        ["run_container_step (Dockerfile, warm)"] = ["floor: run-to-completion pod"],
+        ["run_container_step (image)"] = ["floor: run-to-completion pod", StepShapedFloor],
+        ["run_container_step (Dockerfile, warm)"] = ["floor: run-to-completion pod", StepShapedFloor],
     };
 
     static string Report(List<Sample> samples, ConcurrentResult floorK, ConcurrentResult concurrent, int iterations, int k, DateTime started,

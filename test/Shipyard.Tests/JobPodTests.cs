@@ -12,14 +12,36 @@ public class JobPodTests
         var (pod, _, _) = JobPod.Build(Container(env: new() { ["HOME"] = "/github/home", ["A"] = "1" }), [], JobOptions());
         var job = pod.Spec.Containers.Single();
         Assert.Equal("job", job.Name);
-        Assert.Equal(["tail"], job.Command);
-        Assert.Equal(["-f", "/dev/null"], job.Args);
+        // The runner's command runs after a probe that tells prepare_job, through the work volume, whether the image is Alpine.
+        Assert.Equal(["sh", "-c", JobPod.OsProbe("/__w/_temp/_shipyard_os_" + pod.Metadata.Name), "sh"], job.Command);
+        Assert.Equal(["tail", "-f", "/dev/null"], job.Args);
         Assert.Equal("/__w/repo/repo", job.WorkingDir);
         Assert.Equal(["A", "GITHUB_ACTIONS", "CI"], job.Env.Select(e => e.Name));
         Assert.Equal(
             [("/__w", null), ("/__e", "externals"), ("/github/home", "_temp/_github_home"), ("/github/workflow", "_temp/_github_workflow")],
             job.VolumeMounts.Select(m => (m.MountPath, (string?)m.SubPath)));
         Assert.Equal("arc-runner-abc-work", pod.Spec.Volumes.Single().PersistentVolumeClaim.ClaimName);
+    }
+
+    [Fact]
+    public void The_os_probe_writes_its_answer_then_becomes_the_runners_command_with_its_arguments_intact()
+    {
+        var dir = Directory.CreateTempSubdirectory("shipyard-os-").FullName;
+        var marker = Path.Combine(dir, "it's os");
+        using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/bin/sh",
+            ["-c", JobPod.OsProbe(marker), "sh", "printf", "%s|", "a b", "$HOME", "'"]) { RedirectStandardOutput = true })!;
+        var output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.Equal(0, p.ExitCode);
+        Assert.Equal("a b|$HOME|'|", output);
+        Assert.Equal(File.Exists("/etc/alpine-release") ? "alpine\n" : "other\n", File.ReadAllText(marker));
+        // A marker it cannot write does not stop the command.
+        using var q = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/bin/sh",
+            ["-c", JobPod.OsProbe("/no/such/dir/os"), "sh", "echo", "ran"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        Assert.Equal("ran\n", q.StandardOutput.ReadToEnd());
+        q.WaitForExit();
+        Assert.Equal("", q.StandardError.ReadToEnd());
+        Directory.Delete(dir, true);
     }
 
     [Fact]

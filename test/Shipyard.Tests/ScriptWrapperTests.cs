@@ -6,11 +6,15 @@ using Shipyard.Protocol;
 namespace Shipyard.Tests;
 
 /// <summary>The script-step wrapper run by a real POSIX shell (the host's /bin/sh), as the job container runs it.</summary>
-public class ScriptWrapperTests
+public sealed class ScriptWrapperTests : IDisposable
 {
-    static (StepDirectory Step, string Wrapper) Prepare(ScriptStepArgs args)
+    readonly string root = Directory.CreateTempSubdirectory("shipyard-wrapper-").FullName;
+
+    public void Dispose() => Directory.Delete(root, true);
+
+    (StepDirectory Step, string Wrapper) Prepare(ScriptStepArgs args)
     {
-        var step = StepDirectory.Create(Path.Combine(Path.GetTempPath(), "shipyard-wrapper-" + Guid.NewGuid().ToString("N")));
+        var step = StepDirectory.Create(root);
         File.WriteAllText(step.Wrapper, RunScriptStep.Wrapper(args, args.EntryPoint!, step.Host));
         return (step, step.Wrapper);
     }
@@ -35,7 +39,7 @@ public class ScriptWrapperTests
     [Fact]
     public void Starts_detached_writes_output_and_status_and_a_second_start_is_a_no_op()
     {
-        var marker = Path.Combine(Path.GetTempPath(), "shipyard-runs-" + Guid.NewGuid().ToString("N"));
+        var marker = Path.Combine(root, "runs");
         var args = new ScriptStepArgs(["-c", $"echo run >> {marker}; sleep 0.3; echo to-out; echo to-err >&2; exit 3"], "sh", new() { ["A"] = "1" }, default, "/");
         var (step, wrapper) = Prepare(args);
         var sw = Stopwatch.StartNew();
@@ -58,7 +62,7 @@ public class ScriptWrapperTests
     public void A_start_that_cannot_make_its_started_directory_does_not_exit_0()
     {
         // The hook takes exit 0 as started without asking again; a wrapper that could not start must say so.
-        var wrapper = Path.Combine(Path.GetTempPath(), "shipyard-wrapper-" + Guid.NewGuid().ToString("N") + ".sh");
+        var wrapper = Path.Combine(root, "run.sh");
         File.WriteAllText(wrapper, RunScriptStep.Wrapper(new ScriptStepArgs([], "true", [], default, "/"), "true", "/no/such/step-dir"));
         Assert.Equal(1, Sh(wrapper));
     }

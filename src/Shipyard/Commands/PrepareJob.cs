@@ -22,12 +22,18 @@ public static class PrepareJob
         var template = HookTemplate.Load(ctx.Settings.TemplatePath);
 
         // Everything that can be refused is checked before anything is created.
-        var placement = await ctx.PlacementAsync();
+        // Three reads at once (a round trip each, slow when many jobs start together); refusals in this order.
+        var reading = ctx.PlacementAsync();
+        var permissions = RequirePermissionsAsync(ctx);
+        var claim = ctx.Cluster.ClaimExistsAsync(ctx.Settings.ClaimName, ctx.Cancel);
+        try { await Task.WhenAll(reading, permissions, claim); }
+        catch (Exception) { /* each is awaited below */ }
+        var placement = await reading;
         // Volume mode when the runner pod mounts the work claim; else pod-local volumes kept in sync.
         ctx = ctx.ForRunner(placement.Runner);
         placement = placement with { NoWorkVolume = ctx.Local is not null };
-        await RequirePermissionsAsync(ctx);
-        if (ctx.Local is null && await ctx.Cluster.ClaimExistsAsync(ctx.Settings.ClaimName, ctx.Cancel) == false)
+        await permissions;
+        if (ctx.Local is null && await claim == false)
             throw new HookException($"The work volume claim '{ctx.Settings.ClaimName}' does not exist in namespace '{ctx.Cluster.Namespace}' (ACTIONS_RUNNER_CLAIM_NAME).");
         var podName = ctx.Settings.JobPodName;
         var pullSecret = RegistryPullSecret.Wanted(job.Registry) ? Names.RegistrySecret(podName) : null;
@@ -57,6 +63,7 @@ public static class PrepareJob
                 await ctx.Cluster.CreateOrReplaceSecretAsync(RegistryPullSecret.Build(pullSecret, job.Registry, job.Image!, placement), ctx.Cancel);
             }
             await ctx.Cluster.CreateOrReplaceSecretAsync(objects.EnvSecret, ctx.Cancel);
+            if (ctx.Local is null) CreateOsMarker(ctx, podName);
             await ctx.Cluster.CreateOrReplacePodAsync(pod, ctx.Cancel);
             // One limit for the whole start, the no-volume fill included.
             using var startLimit = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
@@ -66,6 +73,7 @@ public static class PrepareJob
         }
         catch
         {
+            if (ctx.Local is null) File.Delete(ctx.Work.HostPath(JobPod.OsMarker(podName)));
             await ctx.Cluster.DeletePodAsync(podName, 0, CancellationToken.None);
             await ctx.Cluster.DeleteSecretAsync(objects.EnvSecret.Metadata.Name, CancellationToken.None);
             if (pullSecret is not null) await ctx.Cluster.DeleteSecretAsync(pullSecret, CancellationToken.None);
@@ -167,8 +175,33 @@ public static class PrepareJob
     }
 
     /// <summary>The runner picks its Alpine (musl) node build for JavaScript actions from this.</summary>
+    /// <summary>Empty and writable by any user, so a job container that does not run as the runner's user can still fill it in.</summary>
+    static void CreateOsMarker(HookContext ctx, string podName)
+    {
+        var marker = ctx.Work.HostPath(JobPod.OsMarker(podName));
+        Directory.CreateDirectory(Path.GetDirectoryName(marker)!);
+        File.WriteAllText(marker, "");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(marker, (UnixFileMode)0b110_110_110);
+    }
+
     static async Task<bool> IsAlpineAsync(HookContext ctx, string podName)
     {
+        if (ctx.Local is null)
+        {
+            // The job container wrote it as it started; it is there by the time the pod is seen running, or very soon after.
+            var marker = ctx.Work.HostPath(JobPod.OsMarker(podName));
+            for (var i = 0; i < 20; i++)
+            {
+                var os = File.Exists(marker) ? File.ReadAllText(marker).Trim() : "";
+                if (os is "alpine" or "other")
+                {
+                    File.Delete(marker);
+                    return os == "alpine";
+                }
+                await Task.Delay(50, ctx.Cancel);
+            }
+            ctx.Log.Debug("The job container did not say whether it is Alpine; asking it.");
+        }
         try
         {
             return await ctx.Cluster.ExecAsync(podName, Names.JobContainer, ["sh", "-c", "test -f /etc/alpine-release"], Stream.Null, Stream.Null, ctx.Cancel) == 0;

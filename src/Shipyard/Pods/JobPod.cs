@@ -57,12 +57,25 @@ public static class JobPod
         return new JobPodObjects(new V1Pod { ApiVersion = "v1", Kind = "Pod", Metadata = o.Placement.Metadata(o.Name, Role), Spec = spec }, secret, serviceNames);
     }
 
+    /// <summary>Where (below `_work`) the job container writes `alpine` or `other` as it starts, in volume mode.</summary>
+    public static string OsMarker(string podName) => $"_temp/_shipyard_os_{podName}";
+
+    /// <summary>$@ the runner's command. A marker that cannot be written only costs prepare_job an exec.</summary>
+    public static string OsProbe(string marker) =>
+        $$"""{ if [ -f /etc/alpine-release ]; then echo alpine; else echo other; fi > {{ShellWords.Quote(marker)}}; } 2>/dev/null; exec "$@" """.TrimEnd();
+
     static V1Container JobContainer(ContainerDefinition job, JobPodOptions o, Dictionary<string, string> envData)
     {
         var image = ImageReference.Require(job.Image, "job container");
         // The runner sends `tail -f /dev/null` itself; older runners send nothing.
-        var command = job.EntryPoint is { Length: > 0 } ep ? new List<string> { ep } : ["tail"];
-        var args = job.EntryPoint is { Length: > 0 } ? job.EntryPointArgs ?? [] : ["-f", "/dev/null"];
+        List<string> command = job.EntryPoint is { Length: > 0 } ep ? [ep] : ["tail"];
+        List<string> args = job.EntryPoint is { Length: > 0 } ? [.. job.EntryPointArgs ?? []] : ["-f", "/dev/null"];
+        if (o.Local is null)
+        {
+            // Says on the work volume whether it is Alpine, then becomes the runner's command: no exec to ask.
+            args = [.. command, .. args];
+            command = ["sh", "-c", OsProbe("/__w/" + OsMarker(o.Name)), "sh"];
+        }
         var env = PodEnv.FromSecret(Names.JobContainer, PodEnv.WithRunnerDefaults(job.EnvironmentVariables, "job container", "HOME"), o.EnvSecret, envData);
 
         var mounts = new List<V1VolumeMount>
@@ -79,7 +92,7 @@ public static class JobPod
             Name = Names.JobContainer,
             Image = image,
             Command = command,
-            Args = args.ToList(),
+            Args = args,
             WorkingDir = job.WorkingDirectory,
             Env = env,
             Ports = Ports(job),
