@@ -25,6 +25,7 @@ public class LocalCluster
     /// <summary>The registry's storage read-only and without auth: base images as public ones are pulled.</summary>
     public string AnonHost => Env["SHIPYARD_TEST_REGISTRY_ANON"];
     public string Busybox => Env["SHIPYARD_TEST_IMAGE_BUSYBOX"];
+    public string AlpineLike => Env["SHIPYARD_TEST_IMAGE_ALPINE_LIKE"];
     public string Debian => Env["SHIPYARD_TEST_IMAGE_DEBIAN"];
     public string KanikoImage => Env["SHIPYARD_TEST_IMAGE_KANIKO"];
     /// <summary>Stands in for ARC's runner image in no-volume mode: sh, GNU tar/find, uid 1001, node in /home/runner/externals.</summary>

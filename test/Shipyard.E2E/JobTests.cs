@@ -12,6 +12,23 @@ namespace Shipyard.E2E;
 public sealed class JobTests(TestCluster cluster)
 {
     [Fact]
+    public async Task An_alpine_job_container_running_as_another_user_says_so_from_its_own_start()
+    {
+        await using var job = await RunnerJob.StartAsync(cluster);
+        var prepare = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.AlpineLike)));
+        Assert.True(prepare.ExitCode == 0, prepare.ToString());
+        Assert.True(JsonNode.Parse(prepare.Response)!["isAlpine"]!.GetValue<bool>());
+        Assert.DoesNotContain("asking it", prepare.Stdout); // the probe answered; no exec was needed
+        Assert.Empty(Directory.GetFiles(Path.Combine(job.Work, "_temp"), "_shipyard_os_*"));
+
+        // The runner's command is what runs, as the image's user.
+        var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "id -u; cat /proc/1/cmdline | tr '\\0' ' '\n")));
+        Assert.True(step.ExitCode == 0, step.ToString());
+        Assert.Contains("65534\ntail -f /dev/null", step.Stdout);
+        Assert.Equal(0, (await job.RunAsync("cleanup_job", new JsonObject())).ExitCode);
+    }
+
+    [Fact]
     public async Task Service_is_reachable_on_localhost_and_response_lists_it_with_ports()
     {
         await using var job = await RunnerJob.StartAsync(cluster);
