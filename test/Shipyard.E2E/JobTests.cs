@@ -38,6 +38,7 @@ public sealed class JobTests(TestCluster cluster)
 
         var response = JsonNode.Parse(prepare.Response)!;
         Assert.False(response["isAlpine"]!.GetValue<bool>());
+        Assert.DoesNotContain("asking it", prepare.Stdout);
         Assert.Equal($"{job.RunnerPod}-workflow", response["state"]!["jobPod"]!.GetValue<string>());
         Assert.Equal("9000", response["context"]!["container"]!["ports"]!["80"]!.GetValue<string>());
         var services = response["context"]!["services"]!.AsArray();

@@ -432,6 +432,31 @@ public sealed class StepStreamTests : IDisposable
         Assert.Equal(86, exit);
         Assert.Empty(stdout);
         Assert.False(File.Exists(Path.Combine(pod, "src", "b.txt")));
+        Assert.Empty(Directory.GetFiles(Path.Combine(pod, ".shipyard-sync"), "in.*")); // nothing half-received stays
+    }
+
+    [Fact]
+    public async Task A_follow_that_was_taken_over_stops_without_reporting_or_copying_back()
+    {
+        var work = Path.Combine(dir, "work");
+        var step = Path.Combine(work, "_temp", "shipyard-step-2");
+        Directory.CreateDirectory(step);
+        var psi = new System.Diagnostics.ProcessStartInfo("/bin/sh", ["-c", Shipyard.Commands.RunScriptStep.FollowScript, "sh", step, "0", "0", work])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        for (var i = 0; i < 100 && !File.Exists(Path.Combine(step, "follower")); i++) await Task.Delay(20);
+        // A newer follow (after a cut) registers itself; then the step finishes.
+        File.WriteAllText(Path.Combine(step, "follower"), "1\n");
+        await Task.Delay(300);
+        File.WriteAllText(Path.Combine(step, "status"), "0\n");
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await p.WaitForExitAsync(limit.Token);
+        Assert.Equal(88, p.ExitCode);
+        Assert.DoesNotContain("S ", await stdout);
+        Assert.True(Directory.Exists(step)); // left for the follow that owns it
     }
 
     [Fact]

@@ -182,7 +182,11 @@ public static partial class RunScriptStep
     /// </summary>
     public static readonly string FollowScript = """
         d=$1; o=$2; e=$3; i=0
+        # The newest follow owns the step: one whose stream was cut may still run here, and must neither report nor copy back.
+        echo $$ > "$d/follower"
         while :; do
+          read -r me 2>/dev/null < "$d/follower" || me=
+          [ "$me" = $$ ] || { echo "this follow of the step was taken over, or its directory is gone" >&2; exit 88; }
           f=; [ -e "$d/status" ] && f=1
           n=$(($(wc -c < "$d/out" 2>/dev/null || echo 0)))
           if [ "$n" -gt "$o" ]; then printf 'O %s\n' "$((n - o))"; tail -c +"$((o + 1))" "$d/out" | head -c "$((n - o))"; o=$n; fi

@@ -218,17 +218,19 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
           if [ "$4" = ready ]; then touch "$s/ready"; fi
           exit 0
         fi
-        head -c "$2" > "$s/in.tar"
-        got=$(($(wc -c < "$s/in.tar")))
-        if [ "$got" -ne "$2" ] || [ "$(sha256sum < "$s/in.tar" | cut -c1-64)" != "$3" ]; then
-          echo "$got of $2 bytes, checksum mismatch" >&2; rm -f "$s/in.tar"; exit 86
+        # Its own name: a cut earlier attempt may still be reading its stdin.
+        trap 'rm -f "$s/in.$$.tar"' EXIT
+        head -c "$2" > "$s/in.$$.tar"
+        got=$(($(wc -c < "$s/in.$$.tar")))
+        if [ "$got" -ne "$2" ] || [ "$(sha256sum < "$s/in.$$.tar" | cut -c1-64)" != "$3" ]; then
+          echo "$got of $2 bytes, checksum mismatch" >&2; rm -f "$s/in.$$.tar"; exit 86
         fi
         if [ "$6" = removals ]; then
-          tar -x -f "$s/in.tar" --no-same-owner "$s/deleted"
+          tar -x -f "$s/in.$$.tar" --no-same-owner "$s/deleted"
           xargs -0 -r rm -rf -- < "$s/deleted"
         fi
-        tar -x -p -f "$s/in.tar" --no-same-owner --no-overwrite-dir
-        rm -f "$s/in.tar" "$s/deleted"
+        tar -x -p -f "$s/in.$$.tar" --no-same-owner --no-overwrite-dir
+        rm -f "$s/in.$$.tar" "$s/deleted"
         if [ "$5" = advance ] || [ ! -e "$s/mark" ]; then touch "$s/mark"; fi
         echo "$3" > "$s/pushed"
         if [ "$4" = ready ]; then touch "$s/ready"; fi
@@ -241,18 +243,19 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         s=.shipyard-sync
         mkdir -p "$s"
         [ -e "$s/mark" ] || touch -d @0 "$s/mark"
+        # Names of its own: a copy back whose stream was cut may still be running.
+        trap 'rm -f "$s/all.$$" "$s/changed.$$" "$s/out.$$.tar" "$s/unreadable.$$"' EXIT
         # A directory this user cannot read is listed with a trailing / and not entered: what it holds is unknown, not gone.
         # One walk: every path to all, the ones changed since the mark also to changed.
-        : > "$s/changed"
+        : > "$s/changed.$$"
         find "$@" -mindepth 1 \( -path "./$s" -o -path './_temp/shipyard-step-*' -o -path ./_temp/_runner_hook_responses \) -prune \
           -o -type d \( ! -readable -o ! -executable \) -printf '%p/\0' -prune \
-          -o -printf '%p\0' -cnewer "$s/mark" -fprintf "$s/changed" '%p\0' > "$s/all"
-        tar -c -f "$s/out.tar" --format=pax --no-recursion --null -T "$s/changed" --ignore-failed-read 2> "$s/unreadable" || { cat "$s/unreadable" >&2; exit 1; }
-        cat "$s/unreadable" >&2
+          -o -printf '%p\0' -cnewer "$s/mark" -fprintf "$s/changed.$$" '%p\0' > "$s/all.$$"
+        tar -c -f "$s/out.$$.tar" --format=pax --no-recursion --null -T "$s/changed.$$" --ignore-failed-read 2> "$s/unreadable.$$" || { cat "$s/unreadable.$$" >&2; exit 1; }
+        cat "$s/unreadable.$$" >&2
         rm -rf ./_temp/shipyard-step-*
-        printf 'shipyard-sync %s %s %s %s\n' "$(($(wc -c < "$s/all")))" "$(sha256sum < "$s/all" | cut -c1-64)" "$(($(wc -c < "$s/out.tar")))" "$(sha256sum < "$s/out.tar" | cut -c1-64)"
-        cat "$s/all" "$s/out.tar"
-        rm -f "$s/all" "$s/changed" "$s/out.tar" "$s/unreadable"
+        printf 'shipyard-sync %s %s %s %s\n' "$(($(wc -c < "$s/all.$$")))" "$(sha256sum < "$s/all.$$" | cut -c1-64)" "$(($(wc -c < "$s/out.$$.tar")))" "$(sha256sum < "$s/out.$$.tar" | cut -c1-64)"
+        cat "$s/all.$$" "$s/out.$$.tar"
         """;
 }
 
