@@ -257,6 +257,21 @@ public sealed class NoVolumeTests(TestCluster cluster)
     }
 
     [Fact]
+    public async Task A_step_that_ends_while_its_cut_follow_reconnects_still_gives_its_output_and_exit_code()
+    {
+        // The follow cut mid-step may run on in the pod and reach the status first; the one that resumes still needs it.
+        await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
+        await using var job = await PreparedBehindAsync(proxy, cluster.Busybox);
+        var run = job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job,
+            "i=1; while [ $i -le 12 ]; do echo line $i; i=$((i+1)); sleep 0.1; done; exit 5\n")));
+        await Task.Delay(1000);
+        proxy.CutAll();
+        var step = await run;
+        Assert.True(step.ExitCode == 5, step.ToString());
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => $"line {i}"), step.Stdout.Split('\n').Where(l => l.StartsWith("line ")));
+    }
+
+    [Fact]
     public async Task Doctor_reports_no_volume_mode_and_the_cluster_admits_its_pods()
     {
         await using var job = await RunnerJob.StartAsync(cluster, noVolume: true);

@@ -225,6 +225,9 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         if [ "$got" -ne "$2" ] || [ "$(sha256sum < "$s/in.$$.tar" | cut -c1-64)" != "$3" ]; then
           echo "$got of $2 bytes, checksum mismatch" >&2; rm -f "$s/in.$$.tar"; exit 86
         fi
+        # Step directories stay until the next push: a follow cut earlier may still be running, and a copy back must
+        # never take away the status and output the follow that resumes it still has to read.
+        rm -rf ./_temp/shipyard-step-*
         if [ "$6" = removals ]; then
           tar -x -f "$s/in.$$.tar" --no-same-owner "$s/deleted"
           xargs -0 -r rm -rf -- < "$s/deleted"
@@ -236,7 +239,7 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         if [ "$4" = ready ]; then touch "$s/ready"; fi
         """;
 
-    /// <summary>$1 root, then the subtrees (`./…`). Step directories are the hook's own, removed here, never copied back.</summary>
+    /// <summary>$1 root, then the subtrees (`./…`). Step directories are the hook's own, never copied back (the next push removes them).</summary>
     public const string PullScript = """
         set -eu
         cd "$1"; shift
@@ -253,7 +256,6 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
           -o -printf '%p\0' -cnewer "$s/mark" -fprintf "$s/changed.$$" '%p\0' > "$s/all.$$"
         tar -c -f "$s/out.$$.tar" --format=pax --no-recursion --null -T "$s/changed.$$" --ignore-failed-read 2> "$s/unreadable.$$" || { cat "$s/unreadable.$$" >&2; exit 1; }
         cat "$s/unreadable.$$" >&2
-        rm -rf ./_temp/shipyard-step-*
         printf 'shipyard-sync %s %s %s %s\n' "$(($(wc -c < "$s/all.$$")))" "$(sha256sum < "$s/all.$$" | cut -c1-64)" "$(($(wc -c < "$s/out.$$.tar")))" "$(sha256sum < "$s/out.$$.tar" | cut -c1-64)"
         cat "$s/all.$$" "$s/out.$$.tar"
         """;
