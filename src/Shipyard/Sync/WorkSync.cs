@@ -215,7 +215,7 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         mkdir -p "$s"
         # A retry of a push that arrived after all (only its answer was lost) changes nothing, the mark least of all.
         if [ "$(cat "$s/pushed" 2>/dev/null)" = "$3" ]; then
-          if [ "$4" = ready ]; then touch "$s/ready"; fi
+          if [ "$4" = ready ]; then exec touch "$s/ready"; fi
           exit 0
         fi
         # Its own name: a cut earlier attempt may still be reading its stdin.
@@ -234,9 +234,11 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         fi
         tar -x -p -f "$s/in.$$.tar" --no-same-owner --no-overwrite-dir
         rm -f "$s/in.$$.tar" "$s/deleted"
+        trap - EXIT
         if [ "$5" = advance ] || [ ! -e "$s/mark" ]; then touch "$s/mark"; fi
         echo "$3" > "$s/pushed"
-        if [ "$4" = ready ]; then touch "$s/ready"; fi
+        # Last, as this process itself: the init container waiting for it then ends and takes this exec with it (137).
+        if [ "$4" = ready ]; then exec touch "$s/ready"; fi
         """;
 
     /// <summary>$1 root, then the subtrees (`./…`). Step directories are the hook's own, never copied back (the next push removes them).</summary>
