@@ -239,36 +239,26 @@ public sealed class NoVolumeTests(TestCluster cluster)
         Assert.Equal("run\n", await File.ReadAllTextAsync(Path.Combine(job.Workspace, "runs.txt")));
     }
 
-    [Fact]
-    public async Task A_step_whose_output_stream_is_cut_resumes_where_it_stopped_and_keeps_its_exit_code()
+    [Theory]
+    // Cut mid-step: the follow resumes from the bytes already shown.
+    [InlineData(30, 7, 1500)]
+    // The step ends while the follow reconnects: the cut follow may run on in the pod and reach the status first;
+    // the one that resumes still needs it.
+    [InlineData(12, 5, 1000)]
+    public async Task A_step_whose_output_stream_is_cut_resumes_where_it_stopped_and_keeps_its_exit_code(int lines, int exit, int cutAfterMs)
     {
         await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
         await using var job = await PreparedBehindAsync(proxy, cluster.Busybox);
 
         var run = job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job,
-            "i=1; while [ $i -le 30 ]; do echo line $i; i=$((i+1)); sleep 0.1; done; echo done > finished.txt; exit 7\n")));
-        await Task.Delay(1500);
+            $"i=1; while [ $i -le {lines} ]; do echo line $i; i=$((i+1)); sleep 0.1; done; echo done > finished.txt; exit {exit}\n")));
+        await Task.Delay(cutAfterMs);
         proxy.CutAll();
         var step = await run;
-        Assert.True(step.ExitCode == 7, step.ToString());
-        var lines = step.Stdout.Split('\n').Where(l => l.StartsWith("line ")).ToList();
-        Assert.Equal(Enumerable.Range(1, 30).Select(i => $"line {i}"), lines); // each once, in order
+        Assert.True(step.ExitCode == exit, step.ToString());
+        var shown = step.Stdout.Split('\n').Where(l => l.StartsWith("line ")).ToList();
+        Assert.Equal(Enumerable.Range(1, lines).Select(i => $"line {i}"), shown); // each once, in order
         Assert.Equal("done\n", await File.ReadAllTextAsync(Path.Combine(job.Workspace, "finished.txt")));
-    }
-
-    [Fact]
-    public async Task A_step_that_ends_while_its_cut_follow_reconnects_still_gives_its_output_and_exit_code()
-    {
-        // The follow cut mid-step may run on in the pod and reach the status first; the one that resumes still needs it.
-        await using var proxy = new ApiProxy(new IPEndPoint(IPAddress.Loopback, 6443));
-        await using var job = await PreparedBehindAsync(proxy, cluster.Busybox);
-        var run = job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job,
-            "i=1; while [ $i -le 12 ]; do echo line $i; i=$((i+1)); sleep 0.1; done; exit 5\n")));
-        await Task.Delay(1000);
-        proxy.CutAll();
-        var step = await run;
-        Assert.True(step.ExitCode == 5, step.ToString());
-        Assert.Equal(Enumerable.Range(1, 12).Select(i => $"line {i}"), step.Stdout.Split('\n').Where(l => l.StartsWith("line ")));
     }
 
     [Fact]

@@ -67,7 +67,7 @@ public static class PrepareJob
         }
         catch
         {
-            if (ctx.Local is null) File.Delete(ctx.Work.HostPath(JobPod.OsMarker(podName)));
+            if (ctx.Local is null) File.Delete(OsMarkerPath(ctx, podName));
             await ctx.Cluster.DeletePodAsync(podName, 0, CancellationToken.None);
             await ctx.Cluster.DeleteSecretAsync(objects.EnvSecret.Metadata.Name, CancellationToken.None);
             if (pullSecret is not null) await ctx.Cluster.DeleteSecretAsync(pullSecret, CancellationToken.None);
@@ -168,22 +168,25 @@ public static class PrepareJob
         catch (HookException) { return e; } // the API is what failed: the first reason stands
     }
 
-    /// <summary>The runner picks its Alpine (musl) node build for JavaScript actions from this.</summary>
+    /// <summary>The runner's side of <see cref="JobPod.OsMarker"/>.</summary>
+    static string OsMarkerPath(HookContext ctx, string podName) => ctx.Work.HostPath(JobPod.OsMarker(podName));
+
     /// <summary>Empty and writable by any user, so a job container that does not run as the runner's user can still fill it in.</summary>
     static void CreateOsMarker(HookContext ctx, string podName)
     {
-        var marker = ctx.Work.HostPath(JobPod.OsMarker(podName));
+        var marker = OsMarkerPath(ctx, podName);
         Directory.CreateDirectory(Path.GetDirectoryName(marker)!);
         File.WriteAllText(marker, "");
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(marker, (UnixFileMode)0b110_110_110);
     }
 
+    /// <summary>The runner picks its Alpine (musl) node build for JavaScript actions from this.</summary>
     static async Task<bool> IsAlpineAsync(HookContext ctx, string podName)
     {
         if (ctx.Local is null)
         {
             // The job container wrote it as it started; it is there by the time the pod is seen running, or very soon after.
-            var marker = ctx.Work.HostPath(JobPod.OsMarker(podName));
+            var marker = OsMarkerPath(ctx, podName);
             for (var i = 0; i < 20; i++)
             {
                 var os = File.Exists(marker) ? File.ReadAllText(marker).Trim() : "";

@@ -151,19 +151,22 @@ public static partial class RunScriptStep
     /// </summary>
     static async Task<string?> WhileFollowingAsync(Task<int> exec, Task<string?> guard, Task starting, CancellationTokenSource follow)
     {
+        async Task StopFollowingAsync()
+        {
+            await follow.CancelAsync();
+            try { await exec; } catch (Exception x) when (x is HookException or OperationCanceledException or InvalidDataException) { }
+        }
         while (true)
         {
             var done = await Task.WhenAny(starting.IsCompletedSuccessfully ? [exec, guard] : new Task[] { exec, guard, starting });
             if (done == starting && !starting.IsCompletedSuccessfully)
             {
-                await follow.CancelAsync();
-                try { await exec; } catch (Exception x) when (x is HookException or OperationCanceledException or InvalidDataException) { }
+                await StopFollowingAsync();
                 await starting;
             }
             if (done == guard && guard.IsCompletedSuccessfully && guard.Result is { } gone)
             {
-                await follow.CancelAsync();
-                try { await exec; } catch (Exception x) when (x is HookException or OperationCanceledException or InvalidDataException) { }
+                await StopFollowingAsync();
                 return gone;
             }
             if (done == exec || done == guard) return null;

@@ -223,7 +223,7 @@ public sealed class WorkSync(ClusterGateway cluster, string runnerRoot, Action<s
         head -c "$2" > "$s/in.$$.tar"
         got=$(($(wc -c < "$s/in.$$.tar")))
         if [ "$got" -ne "$2" ] || [ "$(sha256sum < "$s/in.$$.tar" | cut -c1-64)" != "$3" ]; then
-          echo "$got of $2 bytes, checksum mismatch" >&2; rm -f "$s/in.$$.tar"; exit 86
+          echo "$got of $2 bytes, checksum mismatch" >&2; exit 86
         fi
         # Step directories stay until the next push: a follow cut earlier may still be running, and a copy back must
         # never take away the status and output the follow that resumes it still has to read.
