@@ -137,13 +137,12 @@ public static class Bench
         result.Add(new("floor: bare exec", sw.Elapsed.TotalSeconds));
         await c.DeleteNamespacedPodAsync($"floor-pod-{i}", ns, gracePeriodSeconds: 0);
 
-        // The pod a job needs, created directly: the work PVC at the job container's four mounts, env from a Secret.
-        await c.CreateNamespacedSecretAsync(new V1Secret { Metadata = new V1ObjectMeta { Name = $"floor-jobenv-{i}" }, StringData = new Dictionary<string, string> { ["job.X"] = "1" } }, ns);
+        // The pod a job needs, created directly: the work PVC at the job container's four mounts.
         await Jitter();
         sw.Restart();
-        await c.CreateNamespacedPodAsync(JobShapedPod(cluster, $"floor-job-{i}", $"{job.RunnerPod}-work", $"floor-jobenv-{i}"), ns);
+        await c.CreateNamespacedPodAsync(JobShapedPod(cluster, $"floor-job-{i}", $"{job.RunnerPod}-work", null), ns);
         await WatchUntilAsync(cluster, $"floor-job-{i}", p => p.Status?.Phase == "Running");
-        result.Add(new("floor: job-shaped pod (work PVC mounts + env Secret)", sw.Elapsed.TotalSeconds));
+        result.Add(new(JobShapedFloor, sw.Elapsed.TotalSeconds));
         await c.DeleteNamespacedPodAsync($"floor-job-{i}", ns, gracePeriodSeconds: 0);
 
         await Jitter();
@@ -242,7 +241,8 @@ public static class Bench
         },
     };
 
-    static V1Pod JobShapedPod(LocalCluster cluster, string name, string claim, string envSecret) => new()
+    /// <param name="envSecret">The job pod before #12's last change took its env from a Secret; kept as a concurrent floor to show what that cost.</param>
+    static V1Pod JobShapedPod(LocalCluster cluster, string name, string claim, string? envSecret) => new()
     {
         Metadata = new V1ObjectMeta { Name = name },
         Spec = new V1PodSpec
@@ -254,13 +254,35 @@ public static class Bench
                 new V1Container
                 {
                     Name = "job", Image = cluster.Debian, Command = ["tail", "-f", "/dev/null"],
-                    Env = [new V1EnvVar { Name = "X", ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = envSecret, Key = "job.X" } } }],
+                    Env = envSecret is null ? null : [new V1EnvVar { Name = "X", ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = envSecret, Key = "job.X" } } }],
                     VolumeMounts = new[] { ("/__w", ""), ("/__e", "externals"), ("/github/home", "_temp/_github_home"), ("/github/workflow", "_temp/_github_workflow") }
                         .Select(m => new V1VolumeMount { Name = "work", MountPath = m.Item1, SubPath = m.Item2 == "" ? null : m.Item2 }).ToList(),
                 },
             ],
         },
     };
+
+    /// <summary>
+    /// Until the node has torn down every pod the API no longer has: pods deleted with grace 0 vanish from the API
+    /// at once, while the kubelet still stops their containers, through the same rate-limited API client it starts
+    /// pods with. Each concurrent phase, floor and Shipyard alike, starts on a quiet node.
+    /// </summary>
+    static async Task QuietAsync(LocalCluster cluster)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            var listed = (await cluster.Client.ListNamespacedPodAsync(cluster.Namespace)).Items.Select(p => p.Metadata.Name).ToHashSet();
+            var psi = new ProcessStartInfo("docker", ["ps", "-a", "--filter", $"label=io.kubernetes.pod.namespace={cluster.Namespace}", "--format", "{{.Label \"io.kubernetes.pod.name\"}}"])
+                { RedirectStandardOutput = true };
+            using var docker = Process.Start(psi)!;
+            var onNode = (await docker.StandardOutput.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            await docker.WaitForExitAsync();
+            if (docker.ExitCode == 0 && onNode.All(listed.Contains)) return;
+            await Task.Delay(200);
+        }
+        Console.Error.WriteLine("[bench] the node still had containers of deleted pods after 60 s; going on");
+    }
 
     static async Task<V1Pod> WatchUntilAsync(LocalCluster cluster, string name, Func<V1Pod, bool> done)
     {
@@ -314,6 +336,7 @@ public static class Bench
         var ns = cluster.Namespace;
         var seconds = new Dictionary<string, List<double>>();
         var sw = Stopwatch.StartNew();
+        await QuietAsync(cluster);
         await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
         {
             var t = Stopwatch.StartNew();
@@ -324,14 +347,19 @@ public static class Bench
         // The same number of job-shaped pods, each on one job's work claim (the jobs run after this, on fresh pods).
         await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.CreateNamespacedSecretAsync(new V1Secret
             { Metadata = new V1ObjectMeta { Name = $"floor-k-jobenv-{n}" }, StringData = new Dictionary<string, string> { ["job.X"] = "1" } }, ns)));
-        await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
+        foreach (var (measure, withSecret) in new[] { (JobShapedFloor, false), (JobShapedWithSecretFloor, true) })
         {
-            var t = Stopwatch.StartNew();
-            await c.CreateNamespacedPodAsync(JobShapedPod(cluster, $"floor-k-job-{n}", $"{jobs[n - 1].RunnerPod}-work", $"floor-k-jobenv-{n}"), ns);
-            await WatchUntilAsync(cluster, $"floor-k-job-{n}", p => p.Status?.Phase == "Running");
-            Add(seconds, "floor: job-shaped pod (work PVC mounts + env Secret)", t.Elapsed.TotalSeconds);
-        }));
-        await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.DeleteNamespacedPodAsync($"floor-k-job-{n}", ns, gracePeriodSeconds: 0)));
+            await QuietAsync(cluster);
+            await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
+            {
+                var t = Stopwatch.StartNew();
+                await c.CreateNamespacedPodAsync(JobShapedPod(cluster, $"floor-k-job-{n}", $"{jobs[n - 1].RunnerPod}-work", withSecret ? $"floor-k-jobenv-{n}" : null), ns);
+                await WatchUntilAsync(cluster, $"floor-k-job-{n}", p => p.Status?.Phase == "Running");
+                Add(seconds, measure, t.Elapsed.TotalSeconds);
+            }));
+            await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.DeleteNamespacedPodAsync($"floor-k-job-{n}", ns, gracePeriodSeconds: 0)));
+        }
+        await QuietAsync(cluster);
         await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
         {
             var t = Stopwatch.StartNew();
@@ -340,6 +368,7 @@ public static class Bench
             Add(seconds, "floor: bare exec", t.Elapsed.TotalSeconds);
         }));
         await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.DeleteNamespacedPodAsync($"floor-k-pod-{n}", ns, gracePeriodSeconds: 0)));
+        await QuietAsync(cluster);
         await Task.WhenAll(Enumerable.Range(1, k).Select(async n =>
         {
             var t = Stopwatch.StartNew();
@@ -349,6 +378,7 @@ public static class Bench
             Add(seconds, "floor: run-to-completion pod", t.Elapsed.TotalSeconds);
         }));
         await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.DeleteNamespacedPodAsync($"floor-k-run-{n}", ns, gracePeriodSeconds: 0)));
+        await QuietAsync(cluster);
         // The same, shaped like a step pod (each on one job's work claim).
         await Task.WhenAll(Enumerable.Range(1, k).Select(n => c.CreateNamespacedSecretAsync(new V1Secret
             { Metadata = new V1ObjectMeta { Name = $"floor-k-stepenv-{n}" }, StringData = new Dictionary<string, string> { ["X"] = "1" } }, ns)));
@@ -378,6 +408,7 @@ public static class Bench
         var sw = Stopwatch.StartNew();
         async Task AllAtOnce(string measure, string command, Func<RunnerJob, JsonNode> args)
         {
+            await QuietAsync(cluster);
             await Task.WhenAll(jobs.Where(j => !failed.Contains(j)).Select(async job =>
             {
                 try
@@ -423,7 +454,7 @@ public static class Bench
     static readonly (string Measure, string Floor, double Target, string Label)[] Ratios =
     [
         ("prepare_job", "floor: bare pod start", 1.20, "prepare_job"),
-        ("prepare_job", "floor: job-shaped pod (work PVC mounts + env Secret)", 1.10, "prepare_job vs job-shaped pod"),
+        ("prepare_job", JobShapedFloor, 1.10, "prepare_job vs job-shaped pod"),
         ("run_script_step", "floor: bare exec", 1.10, "script step"),
         ("run_container_step (image)", "floor: run-to-completion pod", 1.10, "container (image)"),
         ("run_container_step (image)", StepShapedFloor, 1.10, "container (image) vs step-shaped pod"),
@@ -434,12 +465,14 @@ public static class Bench
     /// <summary>Hook CPU targets per call (ms), from the job-start issue.</summary>
     static readonly Dictionary<string, double> CpuTargets = new() { ["prepare_job"] = 150, ["run_script_step"] = 50 };
 
+    const string JobShapedFloor = "floor: job-shaped pod (work PVC mounts)";
+    const string JobShapedWithSecretFloor = "floor: job-shaped pod with env from a Secret";
     const string StepShapedFloor = "floor: step-shaped pod (PVC mounts + env Secret)";
 
     /// <summary>Each concurrent command and the concurrent floor it is read against.</summary>
     static readonly Dictionary<string, string[]> ConcurrentFloors = new()
     {
-        ["prepare_job"] = ["floor: bare pod start", "floor: job-shaped pod (work PVC mounts + env Secret)"],
+        ["prepare_job"] = ["floor: bare pod start", JobShapedFloor, JobShapedWithSecretFloor],
         ["run_script_step"] = ["floor: bare exec"],
         ["JavaScript step (first in job)"] = ["floor: bare exec"],
         ["run_container_step (image)"] = ["floor: run-to-completion pod", StepShapedFloor],
@@ -506,7 +539,7 @@ public static class Bench
         sb.AppendLine();
         sb.AppendLine($"## {k} jobs at once, command by command (all {k} prepare_jobs, then all {k} script steps, …; Dockerfile step warm): {concurrent.WallSeconds:0.0} s wall, {concurrent.Errors} errors");
         sb.AppendLine();
-        sb.AppendLine($"Read against the concurrent floor: {k} bare pods started at once, then {k} job-shaped pods, {k} execs, {k} run-to-completion pods ({floorK.WallSeconds:0.0} s).");
+        sb.AppendLine($"Read against the concurrent floor: {k} bare pods started at once, then {k} job-shaped pods (without, then with, env from a Secret), {k} execs, {k} run-to-completion pods, {k} step-shaped pods ({floorK.WallSeconds:0.0} s). Every phase, floor and Shipyard alike, starts once the node has torn down the pods of the one before.");
         sb.AppendLine();
         sb.AppendLine("| command | p50 s | p95 s | concurrent floor | floor p50 s | floor p95 s | p95 ratio (target) |");
         sb.AppendLine("|---|---:|---:|---|---:|---:|---|");

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using k8s;
 using Shipyard.Driver;
+using static Shipyard.Driver.RunnerJson;
 
 namespace Shipyard.E2E;
 
@@ -163,12 +164,16 @@ public sealed class CaptureReplayTests(TestCluster cluster)
         var podName = job.State!["jobPod"]!.GetValue<string>();
         var service = JsonNode.Parse(run.Response)!["context"]!["services"]![0]!["id"]!.GetValue<string>();
         Assert.Equal("s$$1", await cluster.ExecAsync(podName, service, "sh", "-c", "printf %s \"$SVC_ENV\""));
-        Assert.Equal("a$$b $(HOME) c", await cluster.ExecAsync(podName, "job", "sh", "-c", "printf %s \"$DOLLARS\""));
+        // The job container's env reaches its steps (exported by each step's wrapper), byte for byte.
+        var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "printf '[%s]' \"$DOLLARS\"\n")));
+        Assert.True(step.ExitCode == 0, step.ToString());
+        Assert.Contains("[a$$b $(HOME) c]", step.Stdout);
         Assert.Equal("true", await cluster.ExecAsync(podName, service, "sh", "-c", "printf %s \"$CI\""));
         var pod = await cluster.Client.ReadNamespacedPodAsync(podName, cluster.Namespace);
         var spec = KubernetesJson.Serialize(pod.Spec);
         Assert.DoesNotContain("a$$b", spec);
         Assert.DoesNotContain("s$$1", spec);
+        Assert.Null(pod.Spec.Containers.Single(c => c.Name == "job").Env);
         Assert.Equal(0, (await job.RunAsync("cleanup_job", new JsonObject())).ExitCode);
     }
 }

@@ -148,7 +148,7 @@ public sealed class DockerfileActionTests(TestCluster cluster)
         Assert.Contains("broken/hello-action@v1", error);
         Assert.Contains($"exit code {run.ExitCode}", error);
         Assert.True(error.Contains("at `RUN echo compiling && exit 3`") && error.Contains("exit status 3"), run.ToString());
-        Assert.Equal(2, await cluster.CountLabelledAsync(job.RunnerPod)); // only the job pod and its env Secret are left
+        Assert.Equal(1, await cluster.CountLabelledAsync(job.RunnerPod)); // only the job pod is left
     }
 
     [Theory]

@@ -52,11 +52,13 @@ public sealed class JobTests(TestCluster cluster)
 
         var pod = await cluster.Client.ReadNamespacedPodAsync($"{job.RunnerPod}-workflow", cluster.Namespace);
         var jobContainer = pod.Spec.Containers.Single(c => c.Name == "job");
-        Assert.DoesNotContain(jobContainer.Env, e => e.Name == "HOME");
-        // CI and GITHUB_ACTIONS are set in the container; like every env value they come from the job's env Secret
-        Assert.Contains(jobContainer.Env, e => e.Name == "CI" && e.ValueFrom.SecretKeyRef.Name == $"{job.RunnerPod}-workflow-env");
-        Assert.Contains(jobContainer.Env, e => e.Name == "GITHUB_ACTIONS" && e.Value is null);
-        Assert.Equal("true true", await cluster.ExecAsync(pod.Metadata.Name, "job", "sh", "-c", "printf '%s %s' \"$CI\" \"$GITHUB_ACTIONS\""));
+        // The job container's env (CI and GITHUB_ACTIONS included) is exported by each step, not set in the pod:
+        // the pod names no Secret for it; only the service's env comes from one.
+        Assert.Null(jobContainer.Env);
+        Assert.All(pod.Spec.Containers.Single(c => c.Name != "job").Env, e => Assert.Equal($"{job.RunnerPod}-workflow-env", e.ValueFrom.SecretKeyRef.Name));
+        var env = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "printf '%s %s %s' \"$CI\" \"$GITHUB_ACTIONS\" \"$JOB_VAR\"\n")));
+        Assert.True(env.ExitCode == 0, env.ToString());
+        Assert.Contains("true true job-value", env.Stdout);
         Assert.Equal(cluster.Env["SHIPYARD_TEST_NODE"], pod.Spec.NodeName);
         Assert.Equal(job.RunnerPod, pod.Metadata.OwnerReferences.Single().Name);
         Assert.False(pod.Spec.AutomountServiceAccountToken);
@@ -139,11 +141,11 @@ public sealed class JobTests(TestCluster cluster)
         Assert.Contains("failing", failing.Stdout);
         Assert.Contains(failing.ErrorLines, l => l.Contains("exited with code 5"));
 
-        // step pods and their env Secrets are gone; only the job pod (and the job pod's own env Secret) remain
+        // step pods and their env Secrets are gone; only the job pod remains (a job without services has no env Secret)
         var pods = await cluster.Client.ListNamespacedPodAsync(cluster.Namespace, labelSelector: $"runner-pod={job.RunnerPod}");
         Assert.Equal([$"{job.RunnerPod}-workflow"], pods.Items.Where(p => p.Metadata.DeletionTimestamp is null).Select(p => p.Metadata.Name));
         var secrets = await cluster.Client.ListNamespacedSecretAsync(cluster.Namespace, labelSelector: $"runner-pod={job.RunnerPod}");
-        Assert.Equal([$"{job.RunnerPod}-workflow-env"], secrets.Items.Select(s => s.Metadata.Name));
+        Assert.Empty(secrets.Items);
     }
 
     [Fact]
@@ -204,7 +206,10 @@ public sealed class JobTests(TestCluster cluster)
         var jobContainer = pod.Spec.Containers.Single(c => c.Name == "job");
         Assert.Equal("256Mi", jobContainer.Resources.Limits["memory"].ToString());
         Assert.Contains(jobContainer.Env, e => e.Name == "FROM_TEMPLATE" && e.Value == "yes");
-        Assert.Contains(jobContainer.Env, e => e.Name == "JOB_VAR");
+        Assert.DoesNotContain(jobContainer.Env, e => e.Name == "JOB_VAR"); // the job's own env is exported by each step
+        var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "echo \"$FROM_TEMPLATE $JOB_VAR\"\n")));
+        Assert.True(step.ExitCode == 0, step.ToString());
+        Assert.Contains("yes job-value", step.Stdout);
         Assert.Equal(["job", "busybox", "sidecar"], pod.Spec.Containers.Select(c => c.Name));
         var services = JsonNode.Parse(run.Response)!["context"]!["services"]!.AsArray();
         Assert.Single(services);
@@ -217,7 +222,7 @@ public sealed class JobTests(TestCluster cluster)
         await using var job = await RunnerJob.StartAsync(cluster);
         var registry = Registry(cluster.Env["SHIPYARD_TEST_REGISTRY_USER"], cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"], cluster.PullHost);
         Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", registry)))).ExitCode);
-        Assert.Equal(3, await cluster.CountLabelledAsync(job.RunnerPod)); // job pod, its env Secret, pull Secret
+        Assert.Equal(2, await cluster.CountLabelledAsync(job.RunnerPod)); // job pod, pull Secret
         var first = await job.RunAsync("cleanup_job", new JsonObject());
         Assert.True(first.ExitCode == 0, first.ToString());
         Assert.Equal(0, await cluster.WaitForNoLabelledAsync(job.RunnerPod, TimeSpan.FromSeconds(30)));
@@ -233,7 +238,7 @@ public sealed class JobTests(TestCluster cluster)
         var job = await RunnerJob.StartAsync(cluster);
         var registry = Registry(cluster.Env["SHIPYARD_TEST_REGISTRY_USER"], cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"], cluster.PullHost);
         Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", registry)))).ExitCode);
-        Assert.Equal(3, await cluster.CountLabelledAsync(job.RunnerPod)); // job pod, its env Secret, pull Secret
+        Assert.Equal(2, await cluster.CountLabelledAsync(job.RunnerPod)); // job pod, pull Secret
         await job.DisposeAsync(); // deletes the runner pod only
         // Job pods have a short grace period, so this takes seconds, not the 40–90 s a 30 s grace took.
         var left = await cluster.WaitForNoLabelledAsync(job.RunnerPod, TimeSpan.FromSeconds(20));

@@ -9,14 +9,18 @@ public class JobPodTests
     [Fact]
     public void Job_container_gets_default_command_ci_env_no_home_and_the_work_mounts()
     {
-        var (pod, _, _) = JobPod.Build(Container(env: new() { ["HOME"] = "/github/home", ["A"] = "1" }), [], JobOptions());
+        var objects = JobPod.Build(Container(env: new() { ["HOME"] = "/github/home", ["A"] = "1" }), [], JobOptions());
+        var pod = objects.Pod;
         var job = pod.Spec.Containers.Single();
         Assert.Equal("job", job.Name);
         // The runner's command runs after a probe that tells prepare_job, through the work volume, whether the image is Alpine.
         Assert.Equal(["sh", "-c", JobPod.OsProbe("/__w/_temp/_shipyard_os_" + pod.Metadata.Name), "sh"], job.Command);
         Assert.Equal(["tail", "-f", "/dev/null"], job.Args);
         Assert.Equal("/__w/repo/repo", job.WorkingDir);
-        Assert.Equal(["A", "GITHUB_ACTIONS", "CI"], job.Env.Select(e => e.Name));
+        // The job container's env is exported by each step (the state carries it), so the pod names no Secret.
+        Assert.Null(job.Env);
+        Assert.Null(objects.EnvSecret);
+        Assert.Equal(["A", "GITHUB_ACTIONS", "CI"], objects.JobEnv.Keys);
         Assert.Equal(
             [("/__w", null), ("/__e", "externals"), ("/github/home", "_temp/_github_home"), ("/github/workflow", "_temp/_github_workflow")],
             job.VolumeMounts.Select(m => (m.MountPath, (string?)m.SubPath)));
@@ -47,10 +51,10 @@ public class JobPodTests
     [Fact]
     public void Ci_and_github_actions_set_by_the_workflow_are_kept()
     {
-        var (pod, secret, _) = JobPod.Build(Container(env: new() { ["CI"] = "false" }), [], JobOptions());
-        var ci = pod.Spec.Containers[0].Env.Single(e => e.Name == "CI");
-        Assert.Equal("job.CI", ci.ValueFrom.SecretKeyRef.Key);
-        Assert.Equal("false", secret.StringData["job.CI"]);
+        Assert.Equal("false", JobPod.Build(Container(env: new() { ["CI"] = "false" }), [], JobOptions()).JobEnv["CI"]);
+        var service = JobPod.Build(Container(), [Container("redis:7", env: new() { ["GITHUB_ACTIONS"] = "no" })], JobOptions());
+        Assert.Equal("no", service.EnvSecret!.StringData["redis.GITHUB_ACTIONS"]);
+        Assert.Equal("true", service.EnvSecret.StringData["redis.CI"]);
     }
 
     [Fact]

@@ -451,9 +451,11 @@ public sealed class StepStreamTests : IDisposable
         };
         using var p = System.Diagnostics.Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
-        for (var i = 0; i < 100 && !File.Exists(Path.Combine(step, "follower")); i++) await Task.Delay(20);
+        // Until its pid is written in full: a write between its open and its echo would be overwritten.
+        var follower = Path.Combine(step, "follower");
+        for (var i = 0; i < 100 && !(File.Exists(follower) && File.ReadAllText(follower).EndsWith('\n')); i++) await Task.Delay(20);
         // A newer follow (after a cut) registers itself; then the step finishes.
-        File.WriteAllText(Path.Combine(step, "follower"), "1\n");
+        File.WriteAllText(follower, "1\n");
         await Task.Delay(300);
         File.WriteAllText(Path.Combine(step, "status"), "0\n");
         using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));

@@ -56,6 +56,18 @@ public class ProtocolTests
         }
     }
 
+    [Fact]
+    public void State_carries_the_job_env_through_the_runner_and_leaves_it_out_when_there_is_none()
+    {
+        Assert.Equal("""{"jobPod":"p"}""", JsonSerializer.Serialize(new HookState("p"), ProtocolJson.Default.HookState));
+        var state = new HookState("p", JobEnv: new() { ["B"] = "2", ["A"] = "a$$b" });
+        var json = JsonSerializer.Serialize(state, ProtocolJson.Default.HookState);
+        Assert.Equal("""{"jobPod":"p","jobEnv":{"B":"2","A":"a$$b"}}""", json);
+        var back = JsonSerializer.Deserialize(json, ProtocolJson.Default.HookState)!;
+        Assert.Equal(["B", "A"], back.JobEnv!.Keys);
+        Assert.Equal("a$$b", back.JobEnv["A"]);
+    }
+
     [Theory]
     [InlineData("""{"metadata":{},"status":"Success"}""", 0)]
     [InlineData("""{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -e x], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}""", 3)]

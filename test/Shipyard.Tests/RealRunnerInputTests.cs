@@ -45,22 +45,26 @@ public partial class RealRunnerInputTests
     }
 
     [Fact]
-    public void Job_and_service_env_values_are_only_in_the_secret_byte_for_byte()
+    public void Service_env_values_are_only_in_the_secret_and_job_env_only_in_the_state_byte_for_byte()
     {
         var job = Container(env: new() { ["DOLLARS"] = "a$$b $(HOME) c", ["TOKEN"] = "s3cr3t", ["HOME"] = "/github/home" });
         var service = Container("127.0.0.1:5443/busybox:test", env: new() { ["SVC_ENV"] = "s$$1" });
-        var (pod, secret, names) = JobPod.Build(job, [service], JobOptions());
+        var objects = JobPod.Build(job, [service], JobOptions());
+        var (pod, secret, names) = (objects.Pod, objects.EnvSecret!, objects.ServiceNames);
         var spec = KubernetesJson.Serialize(pod);
         Assert.DoesNotContain("s3cr3t", spec);
         Assert.DoesNotContain("$(HOME)", spec);
         Assert.DoesNotContain("s$$1", spec);
-        Assert.Equal("a$$b $(HOME) c", secret.StringData["job.DOLLARS"]);
+        Assert.DoesNotContain("s3cr3t", KubernetesJson.Serialize(secret));
+        Assert.Equal("a$$b $(HOME) c", objects.JobEnv["DOLLARS"]);
+        Assert.Equal("s3cr3t", objects.JobEnv["TOKEN"]);
+        Assert.DoesNotContain("HOME", objects.JobEnv.Keys);
         Assert.Equal("s$$1", secret.StringData[$"{names[0]}.SVC_ENV"]);
         Assert.Equal("true", secret.StringData[$"{names[0]}.GITHUB_ACTIONS"]);
         Assert.Equal("true", secret.StringData[$"{names[0]}.CI"]);
-        Assert.DoesNotContain("job.HOME", secret.StringData.Keys);
-        Assert.All(pod.Spec.Containers.SelectMany(c => c.Env), e => Assert.Null(e.Value));
-        Assert.All(pod.Spec.Containers.SelectMany(c => c.Env), e => Assert.Equal(secret.Metadata.Name, e.ValueFrom.SecretKeyRef.Name));
+        Assert.Null(pod.Spec.Containers[0].Env);
+        Assert.All(pod.Spec.Containers[1].Env, e => Assert.Null(e.Value));
+        Assert.All(pod.Spec.Containers[1].Env, e => Assert.Equal(secret.Metadata.Name, e.ValueFrom.SecretKeyRef.Name));
         Assert.Equal("arc-runner-abc-workflow-env", secret.Metadata.Name);
         Assert.Equal("arc-runner-abc", secret.Metadata.Labels["runner-pod"]);
         Assert.Equal("uid-123", secret.Metadata.OwnerReferences.Single().Uid);

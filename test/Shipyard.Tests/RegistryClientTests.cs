@@ -15,7 +15,7 @@ public sealed class RegistryClientTests : IDisposable
     /// <summary>Serves the answers a handler gives, and records every request it saw.</summary>
     sealed class Recorded : IDisposable
     {
-        readonly HttpListener listener = new();
+        HttpListener listener = new();
         public readonly List<(string Method, string Url, string? Authorization, string Body)> Requests = [];
         public string Authority { get; }
 
@@ -28,7 +28,7 @@ public sealed class RegistryClientTests : IDisposable
                 listener.Prefixes.Clear();
                 listener.Prefixes.Add($"http://{Authority}/");
                 try { listener.Start(); break; }
-                catch (HttpListenerException) when (attempt < 20) { listener.Close(); }
+                catch (HttpListenerException) when (attempt < 20) { listener.Close(); listener = new HttpListener(); } // a closed listener cannot start again
             }
             _ = Task.Run(async () =>
             {

@@ -59,6 +59,26 @@ public sealed class ScriptWrapperTests : IDisposable
     }
 
     [Fact]
+    public void The_job_containers_env_reaches_the_step_byte_for_byte_and_the_steps_own_env_wins()
+    {
+        var jobEnv = new Dictionary<string, string> { ["FROM_JOB"] = "a$$b $(HOME) 'c'", ["SHARED"] = "job", ["job.dotted"] = "j", ["CI"] = "true" };
+        var stepEnv = new Dictionary<string, string?> { ["SHARED"] = "step", ["job.dotted"] = "s" };
+        string Run(string entryPoint, params string[] entryArgs)
+        {
+            var step = StepDirectory.Create(root);
+            File.WriteAllText(step.Wrapper, RunScriptStep.Wrapper(new ScriptStepArgs([.. entryArgs], entryPoint, stepEnv, default, "/"), entryPoint, step.Host, jobEnv));
+            Assert.Equal(0, Sh(step.Wrapper));
+            Assert.Equal(0, WaitForStatus(step));
+            var output = File.ReadAllText(step.Out);
+            step.Delete();
+            return output;
+        }
+        Assert.Equal("a$$b $(HOME) 'c'|step|true", Run("sh", "-c", "printf '%s|%s|%s' \"$FROM_JOB\" \"$SHARED\" \"$CI\""));
+        // A name no shell can export goes by env(1); dash would not pass it on, so ask printenv directly.
+        Assert.Equal("s\n", Run("printenv", "job.dotted"));
+    }
+
+    [Fact]
     public void A_start_that_cannot_make_its_started_directory_does_not_exit_0()
     {
         // The hook takes exit 0 as started without asking again; a wrapper that could not start must say so.

@@ -56,7 +56,7 @@ public static class PrepareJob
                 ctx.Log.AddMask(job.Registry!.Password);
                 await ctx.Cluster.CreateOrReplaceSecretAsync(RegistryPullSecret.Build(pullSecret, job.Registry, job.Image!, placement), ctx.Cancel);
             }
-            await ctx.Cluster.CreateOrReplaceSecretAsync(objects.EnvSecret, ctx.Cancel);
+            if (objects.EnvSecret is not null) await ctx.Cluster.CreateOrReplaceSecretAsync(objects.EnvSecret, ctx.Cancel);
             if (ctx.Local is null) CreateOsMarker(ctx, podName);
             await ctx.Cluster.CreateOrReplacePodAsync(pod, ctx.Cancel);
             // One limit for the whole start, the no-volume fill included.
@@ -69,14 +69,14 @@ public static class PrepareJob
         {
             if (ctx.Local is null) File.Delete(OsMarkerPath(ctx, podName));
             await ctx.Cluster.DeletePodAsync(podName, 0, CancellationToken.None);
-            await ctx.Cluster.DeleteSecretAsync(objects.EnvSecret.Metadata.Name, CancellationToken.None);
+            if (objects.EnvSecret is not null) await ctx.Cluster.DeleteSecretAsync(objects.EnvSecret.Metadata.Name, CancellationToken.None);
             if (pullSecret is not null) await ctx.Cluster.DeleteSecretAsync(pullSecret, CancellationToken.None);
             throw;
         }
 
         var isAlpine = await IsAlpineAsync(ctx, podName);
         return new PrepareJobResponse(
-            ctx.Local is null ? new HookState(podName) : new HookState(podName, HookState.NoVolumeMode, ctx.Local.RunnerImage),
+            ctx.Local is null ? new HookState(podName, JobEnv: objects.JobEnv) : new HookState(podName, HookState.NoVolumeMode, ctx.Local.RunnerImage, objects.JobEnv),
             new ResponseContext(
                 new ResponseContainer(podName, podName, ports),
                 services.Select((s, i) => new ResponseContainer(objects.ServiceNames[i], podName, servicePorts[i])).ToList()),

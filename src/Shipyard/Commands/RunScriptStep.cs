@@ -25,7 +25,7 @@ public static partial class RunScriptStep
         if (ctx.Local is null) ProvideExternals(ctx, args, entryPoint);
         var step = StepDirectory.Create(ctx.Settings.WorkDirectory);
         var inPod = ctx.JobContainerPath(step.Host);
-        await File.WriteAllTextAsync(step.Wrapper, Wrapper(args, entryPoint, inPod), ctx.Cancel);
+        await File.WriteAllTextAsync(step.Wrapper, Wrapper(args, entryPoint, inPod, state.JobEnv), ctx.Cancel);
         try
         {
             int exit;
@@ -79,16 +79,17 @@ public static partial class RunScriptStep
     /// pid (for cancellation), waits, and writes the exit status to `status` atomically. Names a shell cannot
     /// `export` (`INPUT_FETCH-DEPTH`) are passed by env(1).
     /// </summary>
-    public static string Wrapper(ScriptStepArgs args, string entryPoint, string stepDir)
+    /// <param name="jobEnv">The job container's env (prepare_job's state), set before the step's own, which wins.</param>
+    public static string Wrapper(ScriptStepArgs args, string entryPoint, string stepDir, IReadOnlyDictionary<string, string>? jobEnv = null)
     {
         var d = ShellWords.Quote(stepDir);
         var run = new StringBuilder("    set -e\n");
         if (args.WorkingDirectory is { Length: > 0 } wd) run.Append("    cd ").Append(ShellWords.Quote(wd)).Append('\n');
         var viaEnv = new List<string>();
-        foreach (var (k, v) in args.EnvironmentVariables ?? [])
+        var env = (jobEnv ?? new Dictionary<string, string>()).Select(kv => KeyValuePair.Create(kv.Key, (string?)kv.Value)).Concat(args.EnvironmentVariables ?? []);
+        foreach (var (k, v) in env)
         {
-            EnvNames.RequirePassable(k);
-            if (v is not null && v.Contains('\0')) throw new HookException($"The value of environment variable '{k}' contains NUL, which no process environment can hold.");
+            EnvNames.RequireForScript(k, v);
             if (EnvNames.IsShellName(k)) run.Append("    export ").Append(k).Append('=').Append(ShellWords.Quote(v ?? "")).Append('\n');
             else viaEnv.Add(ShellWords.Quote($"{k}={v}"));
         }

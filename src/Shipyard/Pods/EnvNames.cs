@@ -14,6 +14,13 @@ public static class EnvNames
             throw new HookException($"Environment variable name '{name.Replace("\0", "\\0")}' contains '=' or NUL, which no process environment can hold.");
     }
 
+    /// <summary>What a step's wrapper script can pass on: a passable name and a value without NUL.</summary>
+    public static void RequireForScript(string name, string? value)
+    {
+        RequirePassable(name);
+        if (value is not null && value.Contains('\0')) throw new HookException($"The value of environment variable '{name}' contains NUL, which no process environment can hold.");
+    }
+
     /// <summary>A POSIX shell identifier, which `export` accepts; anything else is passed by env(1).</summary>
     public static bool IsShellName(string name) =>
         name.Length > 0 && (char.IsAsciiLetter(name[0]) || name[0] == '_') && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');

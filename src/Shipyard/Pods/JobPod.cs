@@ -12,12 +12,18 @@ public sealed record JobPodOptions(
     string? PullSecret,
     PodLocalWork? Local = null)
 {
-    /// <summary>The Secret holding every container's env values.</summary>
+    /// <summary>The Secret holding the services' env values.</summary>
     public string EnvSecret => Names.EnvSecret(Name);
 }
 
-/// <summary>The job pod and the Secret its env comes from; created together, deleted together.</summary>
-public sealed record JobPodObjects(V1Pod Pod, V1Secret EnvSecret, IReadOnlyList<string> ServiceNames);
+/// <summary>
+/// The job pod and the Secret its services' env comes from (none without services), created together,
+/// deleted together; and the job container's env, which each step's wrapper exports (<see cref="PodEnv.ForJobContainer"/>).
+/// </summary>
+public sealed record JobPodObjects(V1Pod Pod, V1Secret? EnvSecret, IReadOnlyList<string> ServiceNames)
+{
+    public Dictionary<string, string> JobEnv { get; init; } = [];
+}
 
 /// <summary>The job pod: container `job` (the job container) and one container per service.</summary>
 public static class JobPod
@@ -32,7 +38,8 @@ public static class JobPod
         var taken = new HashSet<string> { Names.JobContainer };
         var serviceNames = services.Select(s => Names.ServiceContainer(s.Image ?? "", taken)).ToList();
         var envData = new Dictionary<string, string>(StringComparer.Ordinal);
-        var containers = new List<V1Container> { JobContainer(job, o, envData) };
+        var jobEnv = PodEnv.ForJobContainer(job.EnvironmentVariables);
+        var containers = new List<V1Container> { JobContainer(job, o) };
         containers.AddRange(services.Select((s, i) => ServiceContainer(s, serviceNames[i], o, envData)));
 
         var spec = new V1PodSpec
@@ -48,13 +55,14 @@ public static class JobPod
         };
         if (o.Local is not null) containers.Add(o.Local.Sync());
         o.Placement.Place(spec);
-        var secret = new V1Secret
+        var secret = envData.Count == 0 ? null : new V1Secret
         {
             ApiVersion = "v1", Kind = "Secret", Type = "Opaque",
             Metadata = o.Placement.Metadata(o.EnvSecret, "job-env"),
             StringData = envData,
         };
-        return new JobPodObjects(new V1Pod { ApiVersion = "v1", Kind = "Pod", Metadata = o.Placement.Metadata(o.Name, Role), Spec = spec }, secret, serviceNames);
+        var pod = new V1Pod { ApiVersion = "v1", Kind = "Pod", Metadata = o.Placement.Metadata(o.Name, Role), Spec = spec };
+        return new JobPodObjects(pod, secret, serviceNames) { JobEnv = jobEnv };
     }
 
     /// <summary>Where (below `_work`) the job container writes `alpine` or `other` as it starts, in volume mode.</summary>
@@ -64,7 +72,7 @@ public static class JobPod
     public static string OsProbe(string marker) =>
         $$"""{ if [ -f /etc/alpine-release ]; then echo alpine; else echo other; fi > {{ShellWords.Quote(marker)}}; } 2>/dev/null; exec "$@" """.TrimEnd();
 
-    static V1Container JobContainer(ContainerDefinition job, JobPodOptions o, Dictionary<string, string> envData)
+    static V1Container JobContainer(ContainerDefinition job, JobPodOptions o)
     {
         var image = ImageReference.Require(job.Image, "job container");
         // The runner sends `tail -f /dev/null` itself; older runners send nothing.
@@ -76,7 +84,6 @@ public static class JobPod
             args = [.. command, .. args];
             command = ["sh", "-c", OsProbe("/__w/" + OsMarker(o.Name)), "sh"];
         }
-        var env = PodEnv.FromSecret(Names.JobContainer, PodEnv.WithRunnerDefaults(job.EnvironmentVariables, "job container", "HOME"), o.EnvSecret, envData);
 
         var mounts = new List<V1VolumeMount>
         {
@@ -94,7 +101,6 @@ public static class JobPod
             Command = command,
             Args = args,
             WorkingDir = job.WorkingDirectory,
-            Env = env,
             Ports = Ports(job),
             VolumeMounts = mounts,
         };

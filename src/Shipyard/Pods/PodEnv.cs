@@ -10,13 +10,24 @@ namespace Shipyard.Pods;
 public static class PodEnv
 {
     /// <summary>The runner's env for a container, plus `GITHUB_ACTIONS=true` and `CI=true` unless set (as the upstream hook does).</summary>
-    public static List<KeyValuePair<string, string>> WithRunnerDefaults(IDictionary<string, string?>? env, string where, params string[] drop)
+    public static List<KeyValuePair<string, string>> WithRunnerDefaults(IDictionary<string, string?>? env, string where) =>
+        WithRunnerDefaults(env, (k, _) => EnvNames.RequireKubernetesName(k, where), []);
+
+    /// <summary>
+    /// The job container's env as every step sees it. It is exported by each step's wrapper (as `docker exec` adds
+    /// it to a docker-mode step), not set in the pod: a pod that references no Secret starts sooner, since the kubelet
+    /// fetches and watches each Secret a pod's env names through its own rate-limited API client. `HOME` is the image's.
+    /// </summary>
+    public static Dictionary<string, string> ForJobContainer(IDictionary<string, string?>? env) =>
+        new(WithRunnerDefaults(env, EnvNames.RequireForScript, ["HOME"]), StringComparer.Ordinal);
+
+    static List<KeyValuePair<string, string>> WithRunnerDefaults(IDictionary<string, string?>? env, Action<string, string?> require, string[] drop)
     {
         var list = new List<KeyValuePair<string, string>>();
         foreach (var (k, v) in env ?? new Dictionary<string, string?>())
         {
             if (drop.Contains(k)) continue;
-            EnvNames.RequireKubernetesName(k, where);
+            require(k, v);
             list.Add(KeyValuePair.Create(k, v ?? ""));
         }
         foreach (var (k, v) in new[] { ("GITHUB_ACTIONS", "true"), ("CI", "true") })

@@ -16,7 +16,9 @@ public sealed record HookInput(
 public sealed record HookState(
     string? JobPod,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Mode = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RunnerImage = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? RunnerImage = null,
+    // The job container's env, exported by each script step (JobPod); the runner keeps state in memory only.
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] Dictionary<string, string>? JobEnv = null)
 {
     public const string NoVolumeMode = "novolume";
     [JsonIgnore] public bool NoVolume => Mode == NoVolumeMode;
