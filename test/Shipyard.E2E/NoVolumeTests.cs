@@ -154,9 +154,10 @@ public sealed class NoVolumeTests(TestCluster cluster)
         Assert.Empty(Directory.GetDirectories(Path.Combine(job.Work, "_temp"), "shipyard-build-*"));
 
         // 6. The job pod sees what the container steps wrote.
-        var step3 = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "cat from-container.txt from-dockerfile.txt from-js.txt\n")));
+        var step3 = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "cat from-container.txt from-dockerfile.txt from-js.txt; echo \"job=$JOB_VAR\"\n")));
         Assert.True(step3.ExitCode == 0, step3.ToString());
         Assert.Contains("made-in-container\nfrom-dockerfile\nHELLO-FROM-POD", step3.Stdout);
+        Assert.Contains("job=job-value\n", step3.Stdout); // the job container's env, exported by the step
 
         // Every pod, as Shipyard created it: pod-local volumes only, no node pinned, nothing privileged, no API token.
         var created = new[] { "job", "step", "builder" }.SelectMany(role => recorder.Created(job.RunnerPod, role)).ToList();
