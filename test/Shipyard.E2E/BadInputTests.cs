@@ -25,6 +25,16 @@ public sealed class BadInputTests(TestCluster cluster)
     }
 
     [Fact]
+    public async Task Volume_mode_without_the_work_claim_is_refused_before_anything_is_created()
+    {
+        // The runner pod mounts no claim, and volume mode is asked for by hand: the claim must be looked up.
+        await using var job = await RunnerJob.StartAsync(cluster, withClaim: false);
+        job.Env["ACTIONS_RUNNER_CONTAINER_HOOKS_K8S_MODE"] = "volume";
+        job.Env["ACTIONS_RUNNER_CLAIM_NAME"] = "no-such-claim";
+        await AssertRefused(job, await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox))), "The work volume claim 'no-such-claim' does not exist");
+    }
+
+    [Fact]
     public async Task Unknown_command_is_refused()
     {
         await using var job = await RunnerJob.StartAsync(cluster);

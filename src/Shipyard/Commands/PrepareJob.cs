@@ -27,7 +27,8 @@ public static class PrepareJob
         ctx = ctx.ForRunner(placement.Runner);
         placement = placement with { NoWorkVolume = ctx.Local is not null };
         await RequirePermissionsAsync(ctx);
-        if (ctx.Local is null && await ctx.Cluster.ClaimExistsAsync(ctx.Settings.ClaimName, ctx.Cancel) == false)
+        // A claim the runner pod mounts exists; only a volume mode set by hand needs asking.
+        if (ctx.Local is null && !placement.Runner.MountsClaim(ctx.Settings.ClaimName) && await ctx.Cluster.ClaimExistsAsync(ctx.Settings.ClaimName, ctx.Cancel) == false)
             throw new HookException($"The work volume claim '{ctx.Settings.ClaimName}' does not exist in namespace '{ctx.Cluster.Namespace}' (ACTIONS_RUNNER_CLAIM_NAME).");
         var podName = ctx.Settings.JobPodName;
         var pullSecret = RegistryPullSecret.Wanted(job.Registry) ? Names.RegistrySecret(podName) : null;
