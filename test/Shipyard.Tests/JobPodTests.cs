@@ -45,6 +45,15 @@ public class JobPodTests
         Assert.Equal("ran\n", q.StandardOutput.ReadToEnd());
         q.WaitForExit();
         Assert.Equal("", q.StandardError.ReadToEnd());
+        // prepare_job takes the marker as "it runs": a command that cannot run leaves it empty, and the pod status tells.
+        var empty = Path.Combine(dir, "empty");
+        File.WriteAllText(empty, "");
+        using var r = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/bin/sh",
+            ["-c", JobPod.OsProbe(empty), "sh", "no-such-command-here", "-f"]) { RedirectStandardError = true })!;
+        r.StandardError.ReadToEnd();
+        r.WaitForExit();
+        Assert.Equal(127, r.ExitCode);
+        Assert.Equal("", File.ReadAllText(empty));
         Directory.Delete(dir, true);
     }
 

@@ -64,7 +64,9 @@ public static class PrepareJob
             using var startLimit = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
             startLimit.CancelAfter(ctx.Settings.PrepareJobTimeout);
             if (ctx.Local is not null) await FirstSyncAsync(ctx, podName, startLimit.Token);
-            await WaitUntilRunningAsync(ctx, podName, startLimit.Token);
+            // A lone job container says it runs through the OS marker, up to a kubelet status tick before its pod status does.
+            var saysItRuns = ctx.Local is null && pod.Spec.Containers.Count == 1 ? () => OsMarkerWritten(ctx, podName) is not null : (Func<bool>?)null;
+            await WaitUntilRunningAsync(ctx, podName, saysItRuns, startLimit.Token);
         }
         catch
         {
@@ -120,16 +122,33 @@ public static class PrepareJob
             " (see deploy/role.yaml).");
     }
 
-    /// <summary>Waits for every container to run; a service that exits or cannot start fails at once, quoting its log.</summary>
-    static async Task WaitUntilRunningAsync(HookContext ctx, string podName, CancellationToken limit)
+    /// <summary>
+    /// Waits for every container to run; a service that exits or cannot start fails at once, quoting its log.
+    /// <paramref name="saysItRuns"/>: the pod's only container tells it sooner than the kubelet's status (its 1 s
+    /// relist); exec reaches a running container either way.
+    /// </summary>
+    static async Task WaitUntilRunningAsync(HookContext ctx, string podName, Func<bool>? saysItRuns, CancellationToken limit)
     {
         V1ContainerStatus? stopped = null;
         var pulls = new StartFailureTracker();
-        await WaitForJobPodAsync(ctx, podName, p =>
+        using var toldSooner = new CancellationTokenSource();
+        var watch = WaitForJobPodAsync(ctx, podName, p =>
         {
             stopped = PodProgress.StoppedContainer(p);
             return stopped is not null || PodProgress.AllRunning(p, pulls);
-        }, "was not running", limit);
+        }, "was not running", limit, toldSooner.Token);
+        while (saysItRuns is not null && !watch.IsCompleted && !limit.IsCancellationRequested)
+        {
+            if (saysItRuns())
+            {
+                ctx.Log.Debug("The job container says it runs; not waiting for the pod status to say so.");
+                await toldSooner.CancelAsync();
+                try { await watch; } catch (Exception) when (toldSooner.IsCancellationRequested) { } // decided: it runs
+                return;
+            }
+            await Task.WhenAny(watch, Task.Delay(20, limit));
+        }
+        await watch;
         if (stopped is null) return;
 
         var what = stopped.Name == Names.JobContainer ? "The job container" : $"Service '{stopped.Name}'";
@@ -140,10 +159,13 @@ public static class PrepareJob
     }
 
     /// <summary>Watches the starting job pod until <paramref name="done"/>; a pod that cannot get there fails with one line.</summary>
-    static async Task WaitForJobPodAsync(HookContext ctx, string podName, Func<V1Pod, bool> done, string notThere, CancellationToken limit)
+    /// <param name="stop">Stops the watch without a verdict (an OperationCanceledException).</param>
+    static async Task WaitForJobPodAsync(HookContext ctx, string podName, Func<V1Pod, bool> done, string notThere, CancellationToken limit, CancellationToken stop = default)
     {
         V1Pod? pod;
-        try { pod = await ctx.Cluster.WaitForPodAsync(podName, done, limit); }
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(limit, stop);
+        try { pod = await ctx.Cluster.WaitForPodAsync(podName, done, watching.Token); }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested) { throw; }
         catch (HookException e)
         {
             throw await WithInitLogAsync(ctx, podName, e);
@@ -181,19 +203,26 @@ public static class PrepareJob
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(marker, (UnixFileMode)0b110_110_110);
     }
 
+    /// <summary>`alpine` or `other` once the job container's probe has written it whole, else null.</summary>
+    static string? OsMarkerWritten(HookContext ctx, string podName)
+    {
+        string text;
+        try { text = File.ReadAllText(OsMarkerPath(ctx, podName)); }
+        catch (IOException) { return null; }
+        return text is "alpine\n" or "other\n" ? text.TrimEnd() : null;
+    }
+
     /// <summary>The runner picks its Alpine (musl) node build for JavaScript actions from this.</summary>
     static async Task<bool> IsAlpineAsync(HookContext ctx, string podName)
     {
         if (ctx.Local is null)
         {
             // The job container wrote it as it started; it is there by the time the pod is seen running, or very soon after.
-            var marker = OsMarkerPath(ctx, podName);
             for (var i = 0; i < 20; i++)
             {
-                var os = File.Exists(marker) ? File.ReadAllText(marker).Trim() : "";
-                if (os is "alpine" or "other")
+                if (OsMarkerWritten(ctx, podName) is { } os)
                 {
-                    File.Delete(marker);
+                    File.Delete(OsMarkerPath(ctx, podName));
                     return os == "alpine";
                 }
                 await Task.Delay(50, ctx.Cancel);

@@ -68,9 +68,12 @@ public static class JobPod
     /// <summary>Where (below `_work`) the job container writes `alpine` or `other` as it starts, in volume mode.</summary>
     public static string OsMarker(string podName) => $"_temp/_shipyard_os_{podName}";
 
-    /// <summary>$@ the runner's command. A marker that cannot be written only costs prepare_job an exec.</summary>
+    /// <summary>
+    /// $@ the runner's command. Written only when that command can be run, since prepare_job takes the marker as
+    /// "the job container runs"; a marker that cannot be written only costs prepare_job an exec.
+    /// </summary>
     public static string OsProbe(string marker) =>
-        $$"""{ if [ -f /etc/alpine-release ]; then echo alpine; else echo other; fi > {{ShellWords.Quote(marker)}}; } 2>/dev/null; exec "$@" """.TrimEnd();
+        $$"""{ command -v "$1" >/dev/null && if [ -f /etc/alpine-release ]; then echo alpine; else echo other; fi > {{ShellWords.Quote(marker)}}; } 2>/dev/null; exec "$@" """.TrimEnd();
 
     static V1Container JobContainer(ContainerDefinition job, JobPodOptions o)
     {
