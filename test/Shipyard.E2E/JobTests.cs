@@ -239,6 +239,9 @@ public sealed class JobTests(TestCluster cluster)
         var registry = Registry(cluster.Env["SHIPYARD_TEST_REGISTRY_USER"], cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"], cluster.PullHost);
         Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", registry)))).ExitCode);
         Assert.Equal(2, await cluster.CountLabelledAsync(job.RunnerPod)); // job pod, pull Secret
+        // prepare_job returns once the job container runs, before the kubelet reports it; a 1.20 kubelet that gets
+        // the deletion before its own report took over 20 s to let the pod go (CI). This test is about a started job.
+        await cluster.WaitForPodAsync(job.State!["jobPod"]!.GetValue<string>(), p => p.Status?.Phase == "Running", TimeSpan.FromSeconds(30));
         await job.DisposeAsync(); // deletes the runner pod only
         // Job pods have a short grace period, so this takes seconds, not the 40–90 s a 30 s grace took.
         var left = await cluster.WaitForNoLabelledAsync(job.RunnerPod, TimeSpan.FromSeconds(20));
