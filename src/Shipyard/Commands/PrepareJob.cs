@@ -146,7 +146,7 @@ public static class PrepareJob
                 try { await watch; } catch (Exception) when (toldSooner.IsCancellationRequested) { } // decided: it runs
                 return;
             }
-            await Task.WhenAny(watch, Task.Delay(20, limit));
+            await Task.WhenAny(watch, Task.Delay(5, limit)); // one small read on the work volume: cheap enough to poll finely
         }
         await watch;
         if (stopped is null) return;
