@@ -79,11 +79,12 @@ public sealed class DockerfileParityTests(TestCluster cluster)
                 RUN echo "shell-form under the new shell" > /shell.txt
                 CMD echo shell-form
                 """),
-            // The listing without its times: docker's build and ours may fall in different minutes.
+            // The listing without its times (docker's build and ours may fall in different minutes), made from a file
+            // so that no pipe's redirection races ls.
             new("user-then-run", $$"""
                 FROM {{from}}
                 USER nobody
-                RUN id -u > /tmp/uid && touch /tmp/by-nobody && ls -ln /tmp | awk '{ print $1, $3, $4, $5, $NF }' > /tmp/listing
+                RUN id -u > /tmp/uid && touch /tmp/by-nobody && ls -ln /tmp > /tmp/ls && awk '{ print $1, $3, $4, $5, $NF }' /tmp/ls > /tmp/listing && rm /tmp/ls
                 USER root
                 """),
             new("dockerignore-node-modules", $"""
