@@ -34,8 +34,5 @@ static int Fail(string message)
     return 2;
 }
 
-static int Usage()
-{
-    Console.Error.WriteLine("usage: shipyard-driver demo | bench [--iterations N] [--concurrency K] [--out DIR] [--small-externals] [--baseline NAME=PATH]... | bench --mode novolume [--iterations N]");
-    return 2;
-}
+static int Usage() =>
+    Fail("usage: shipyard-driver demo | bench [--iterations N] [--concurrency K] [--out DIR] [--small-externals] [--baseline NAME=PATH]... | bench --mode novolume [--iterations N]");
