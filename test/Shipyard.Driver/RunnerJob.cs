@@ -32,6 +32,8 @@ public sealed class RunnerJob : IAsyncDisposable
     public string Workspace => Path.Combine(Work, Repo, Repo);
     public Dictionary<string, string> Env { get; } = new();
     public JsonNode? State { get; set; }
+    /// <summary>The job pod prepare_job named in its state (fresh for every job).</summary>
+    public string JobPod => State?["jobPod"]?.GetValue<string>() ?? throw new InvalidOperationException("no prepare_job state yet");
     /// <summary>Run the hook under /usr/bin/time to record its CPU time and max RSS.</summary>
     public bool MeasureResources { get; set; }
     /// <summary>Called with each stdout line as the hook prints it (the demo shows the job log live).</summary>

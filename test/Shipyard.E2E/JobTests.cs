@@ -39,7 +39,7 @@ public sealed class JobTests(TestCluster cluster)
         var response = JsonNode.Parse(prepare.Response)!;
         Assert.False(response["isAlpine"]!.GetValue<bool>());
         Assert.DoesNotContain("asking it", prepare.Stdout);
-        Assert.Equal($"{job.RunnerPod}-workflow", response["state"]!["jobPod"]!.GetValue<string>());
+        Assert.Matches($"^{job.RunnerPod}-workflow-[0-9a-f]{{8}}$", response["state"]!["jobPod"]!.GetValue<string>());
         Assert.Equal("9000", response["context"]!["container"]!["ports"]!["80"]!.GetValue<string>());
         var services = response["context"]!["services"]!.AsArray();
         Assert.Single(services);
@@ -50,12 +50,12 @@ public sealed class JobTests(TestCluster cluster)
         Assert.True(step.ExitCode == 0, step.ToString());
         Assert.Contains("root:x:0:0", step.Stdout);
 
-        var pod = await cluster.Client.ReadNamespacedPodAsync($"{job.RunnerPod}-workflow", cluster.Namespace);
+        var pod = await cluster.Client.ReadNamespacedPodAsync(job.JobPod, cluster.Namespace);
         var jobContainer = pod.Spec.Containers.Single(c => c.Name == "job");
         // The job container's env (CI and GITHUB_ACTIONS included) is exported by each step, not set in the pod:
         // the pod names no Secret for it; only the service's env comes from one.
         Assert.Null(jobContainer.Env);
-        Assert.All(pod.Spec.Containers.Single(c => c.Name != "job").Env, e => Assert.Equal($"{job.RunnerPod}-workflow-env", e.ValueFrom.SecretKeyRef.Name));
+        Assert.All(pod.Spec.Containers.Single(c => c.Name != "job").Env, e => Assert.Equal($"{job.JobPod}-env", e.ValueFrom.SecretKeyRef.Name));
         var env = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "printf '%s %s %s' \"$CI\" \"$GITHUB_ACTIONS\" \"$JOB_VAR\"\n")));
         Assert.True(env.ExitCode == 0, env.ToString());
         Assert.Contains("true true job-value", env.Stdout);
@@ -143,7 +143,7 @@ public sealed class JobTests(TestCluster cluster)
 
         // step pods and their env Secrets are gone; only the job pod remains (a job without services has no env Secret)
         var pods = await cluster.Client.ListNamespacedPodAsync(cluster.Namespace, labelSelector: $"runner-pod={job.RunnerPod}");
-        Assert.Equal([$"{job.RunnerPod}-workflow"], pods.Items.Where(p => p.Metadata.DeletionTimestamp is null).Select(p => p.Metadata.Name));
+        Assert.Equal([job.JobPod], pods.Items.Where(p => p.Metadata.DeletionTimestamp is null).Select(p => p.Metadata.Name));
         var secrets = await cluster.Client.ListNamespacedSecretAsync(cluster.Namespace, labelSelector: $"runner-pod={job.RunnerPod}");
         Assert.Empty(secrets.Items);
     }
@@ -157,8 +157,8 @@ public sealed class JobTests(TestCluster cluster)
         var run = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", registry)));
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains($"::add-mask::{password}", run.Stdout);
-        var pod = await cluster.Client.ReadNamespacedPodAsync($"{job.RunnerPod}-workflow", cluster.Namespace);
-        Assert.Equal($"{job.RunnerPod}-workflow-registry", pod.Spec.ImagePullSecrets.Single().Name);
+        var pod = await cluster.Client.ReadNamespacedPodAsync(job.JobPod, cluster.Namespace);
+        Assert.Equal($"{job.JobPod}-registry", pod.Spec.ImagePullSecrets.Single().Name);
         Assert.Equal(0, (await job.RunAsync("cleanup_job", new JsonObject())).ExitCode);
     }
 
@@ -200,7 +200,7 @@ public sealed class JobTests(TestCluster cluster)
         var service = Container(cluster.Busybox, entryPoint: "sleep", entryPointArgs: ["3600"]);
         var run = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox), service));
         Assert.True(run.ExitCode == 0, run.ToString());
-        var pod = await cluster.Client.ReadNamespacedPodAsync($"{job.RunnerPod}-workflow", cluster.Namespace);
+        var pod = await cluster.Client.ReadNamespacedPodAsync(job.JobPod, cluster.Namespace);
         Assert.Equal("platform", pod.Metadata.Labels["team"]);
         Assert.Equal(job.RunnerPod, pod.Metadata.Labels["runner-pod"]);
         var jobContainer = pod.Spec.Containers.Single(c => c.Name == "job");
@@ -258,7 +258,7 @@ public sealed class JobTests(TestCluster cluster)
         await Task.Delay(3000);
         Assert.False(step.IsCompleted);
         var sw = Stopwatch.StartNew();
-        await cluster.Client.DeleteNamespacedPodAsync($"{job.RunnerPod}-workflow", cluster.Namespace);
+        await cluster.Client.DeleteNamespacedPodAsync(job.JobPod, cluster.Namespace);
         var run = await step;
         var afterDelete = sw.Elapsed;
         Assert.NotEqual(0, run.ExitCode);

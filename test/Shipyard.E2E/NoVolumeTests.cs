@@ -48,7 +48,7 @@ public sealed class NoVolumeTests(TestCluster cluster)
 
         var runner = await cluster.Client.ReadNamespacedPodAsync(job.RunnerPod, cluster.Namespace);
         Assert.Null(runner.Spec.Volumes);
-        var pod = await cluster.Client.ReadNamespacedPodAsync($"{job.RunnerPod}-workflow", cluster.Namespace);
+        var pod = await cluster.Client.ReadNamespacedPodAsync(job.JobPod, cluster.Namespace);
         Assert.All(pod.Spec.Volumes, v => Assert.NotNull(v.EmptyDir));
         Assert.Equal(["shipyard-externals", "shipyard-fill"], pod.Spec.InitContainers.Select(c => c.Name));
         Assert.All(pod.Spec.InitContainers, c => Assert.Equal(cluster.RunnerImage, c.Image));

@@ -51,21 +51,28 @@ public sealed class RealWorkflowTests(TestCluster cluster)
     }
 
     [Fact]
-    public async Task Objects_left_by_an_earlier_attempt_of_the_same_runner_are_replaced()
+    public async Task Objects_left_by_an_earlier_job_of_the_same_runner_go_and_the_new_job_pod_has_a_new_name()
     {
         await using var job = await RunnerJob.StartAsync(cluster);
         System.Text.Json.Nodes.JsonObject Login() => Registry(cluster.Env["SHIPYARD_TEST_REGISTRY_USER"], cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"], cluster.PullHost);
         var first = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", Login())));
         Assert.True(first.ExitCode == 0, first.ToString());
-        var jobPod = job.State!["jobPod"]!.GetValue<string>();
-        var before = (await cluster.Client.ReadNamespacedPodAsync(jobPod, cluster.Namespace)).Metadata.Uid;
-        // the hook was killed before cleanup_job; the runner retries the job
+        var earlier = job.JobPod;
+        // the hook was killed before cleanup_job; the runner's next job starts
         var again = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", Login())));
         Assert.True(again.ExitCode == 0, again.ToString());
-        var after = await cluster.Client.ReadNamespacedPodAsync(jobPod, cluster.Namespace);
-        Assert.NotEqual(before, after.Metadata.Uid);
-        var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "echo second-attempt\n")));
+        Assert.NotEqual(earlier, job.JobPod);
+        // the earlier pod is going (its containers may still stop) and its pull Secret is gone; only the new job's objects are left
+        var pods = await cluster.Client.ListNamespacedPodAsync(cluster.Namespace, labelSelector: $"runner-pod={job.RunnerPod}");
+        Assert.Equal([job.JobPod], pods.Items.Where(p => p.Metadata.DeletionTimestamp is null).Select(p => p.Metadata.Name));
+        var secrets = await cluster.Client.ListNamespacedSecretAsync(cluster.Namespace, labelSelector: $"runner-pod={job.RunnerPod}");
+        Assert.Equal([$"{job.JobPod}-registry"], secrets.Items.Select(s => s.Metadata.Name));
+        // a pod's hostname is its name: the step ran in the new pod, not in a container of the earlier one
+        var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "cat /etc/hostname\n")));
         Assert.True(step.ExitCode == 0, step.ToString());
+        Assert.Contains(job.JobPod, step.Stdout.Split('\n'));
+        Assert.Equal(0, (await job.RunAsync("cleanup_job", new System.Text.Json.Nodes.JsonObject())).ExitCode);
+        Assert.Equal(0, await cluster.WaitForNoLabelledAsync(job.RunnerPod, TimeSpan.FromSeconds(30)));
     }
 
     [Fact]

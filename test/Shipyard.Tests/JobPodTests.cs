@@ -176,10 +176,10 @@ public class JobPodTests
     {
         var runner = new string('r', 60);
         Assert.Equal(63, Names.JobPod(runner).Length);
-        var step = Names.PerStep(runner, "step");
+        var step = Names.Fresh(runner, "step");
         Assert.True(step.Length <= 63);
         Assert.Matches("^r+-[0-9a-f]{8}-step-[0-9a-f]{8}$", step);
-        Assert.NotEqual(step, Names.PerStep(runner, "step"));
+        Assert.NotEqual(step, Names.Fresh(runner, "step"));
         Assert.True(Names.EnvSecret(step).Length <= 63);
     }
 }

@@ -26,9 +26,9 @@ public partial class RealRunnerInputTests
         {
             var names = new[]
             {
-                Names.JobPod(runner), Names.PerStep(runner, "step"), Names.PerStep(runner, "build"),
+                Names.JobPod(runner), Names.Fresh(runner, "step"), Names.Fresh(runner, "build"),
                 Names.EnvSecret(Names.JobPod(runner)), Names.RegistrySecret(Names.JobPod(runner)),
-                Names.EnvSecret(Names.PerStep(runner, "step")), Names.RegistrySecret(Names.PerStep(runner, "step")),
+                Names.EnvSecret(Names.Fresh(runner, "step")), Names.RegistrySecret(Names.Fresh(runner, "step")),
             };
             foreach (var n in names)
             {
@@ -38,10 +38,11 @@ public partial class RealRunnerInputTests
             Assert.Equal(names.Length, names.Distinct().Count());
             Assert.DoesNotContain(runner, names);
         }
-        Assert.NotEqual(Names.JobPod(a), Names.JobPod(b));
-        Assert.NotEqual(Names.EnvSecret(Names.JobPod(a)), Names.EnvSecret(Names.JobPod(b)));
-        Assert.Equal("short-workflow", Names.JobPod("short")); // ARC's own name where it fits
-        Assert.EndsWith("-workflow", Names.JobPod(a));
+        static string WithoutFreshPart(string name) => name[..^9];
+        Assert.NotEqual(WithoutFreshPart(Names.JobPod(a)), WithoutFreshPart(Names.JobPod(b))); // the runner's hash, not luck
+        Assert.Matches("^short-workflow-[0-9a-f]{8}$", Names.JobPod("short")); // ARC's own name, made fresh
+        Assert.Matches("-workflow-[0-9a-f]{8}$", Names.JobPod(a));
+        Assert.NotEqual(Names.JobPod("short"), Names.JobPod("short")); // never reused: exec routes by pod name
     }
 
     [Fact]

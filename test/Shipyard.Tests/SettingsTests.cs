@@ -18,7 +18,6 @@ public class SettingsTests
     {
         var s = From(Base());
         Assert.Equal("arc-runner-abc-work", s.ClaimName);
-        Assert.Equal("arc-runner-abc-workflow", s.JobPodName);
         Assert.Equal("/home/runner/_work", s.WorkDirectory);
         Assert.Equal("/home/runner/externals", s.ExternalsDirectory);
         Assert.Equal(TimeSpan.FromSeconds(600), s.PrepareJobTimeout);

@@ -82,23 +82,6 @@ public sealed partial class ClusterGateway : IDisposable
         }
     }
 
-    /// <summary>
-    /// Creates the pod; one of the same name left by an earlier attempt of this runner (a re-run, a killed
-    /// hook) is deleted first and replaced, since these names belong to the runner.
-    /// </summary>
-    public async Task<V1Pod> CreateOrReplacePodAsync(V1Pod pod, CancellationToken ct = default)
-    {
-        var name = pod.Metadata.Name;
-        try { return await client.CoreV1.CreateNamespacedPodAsync(pod, Namespace, cancellationToken: ct); }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict) { }
-        catch (Exception e) when (e is HttpRequestException or HttpOperationException) { return await CreatePodAsync(pod, ct); }
-        // Not a force delete: a same-named pod recreated before the kubelet has stopped the old one can
-        // have exec routed to the old containers. One second of grace, then the kubelet confirms.
-        await DeletePodAsync(name, 1, ct);
-        for (var i = 0; i < 240 && await ReadPodAsync(name, ct) is not null; i++) await Task.Delay(250, ct);
-        return await CreatePodAsync(pod, ct);
-    }
-
     public Task DeletePodAsync(string name, int? graceSeconds = null, CancellationToken ct = default) =>
         Call($"delete pod {name}", async token =>
         {
@@ -186,16 +169,6 @@ public sealed partial class ClusterGateway : IDisposable
     public Task<V1Secret> CreateSecretAsync(V1Secret secret, CancellationToken ct = default) =>
         Create($"create secret {secret.Metadata.Name}", token => client.CoreV1.CreateNamespacedSecretAsync(secret, Namespace, cancellationToken: token),
             token => ReadSecretOnceAsync(secret.Metadata.Name, token), ct);
-
-    /// <summary>Creates the Secret, replacing one of the same name left by an earlier attempt.</summary>
-    public async Task<V1Secret> CreateOrReplaceSecretAsync(V1Secret secret, CancellationToken ct = default)
-    {
-        try { return await client.CoreV1.CreateNamespacedSecretAsync(secret, Namespace, cancellationToken: ct); }
-        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.Conflict) { }
-        catch (Exception e) when (e is HttpRequestException or HttpOperationException) { return await CreateSecretAsync(secret, ct); }
-        await DeleteSecretAsync(secret.Metadata.Name, ct);
-        return await CreateSecretAsync(secret, ct);
-    }
 
     public Task<V1Secret?> ReadSecretAsync(string name, CancellationToken ct = default) =>
         Call($"read secret {name}", token => ReadSecretOnceAsync(name, token), ct);

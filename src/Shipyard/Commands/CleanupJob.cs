@@ -5,7 +5,7 @@ public static class CleanupJob
 {
     public static async Task RunAsync(HookContext ctx)
     {
-        var selector = $"{Names.RunnerPodLabel}={ctx.Settings.RunnerPodName}";
+        var selector = Names.OfRunner(ctx.Settings.RunnerPodName);
         // ARC's Role has list+delete, not deletecollection.
         foreach (var pod in await ctx.Cluster.ListPodsAsync(selector, ctx.Cancel))
             await ctx.Cluster.DeletePodAsync(pod.Metadata.Name, 0, ctx.Cancel);

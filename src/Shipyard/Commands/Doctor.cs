@@ -152,12 +152,12 @@ public static class Doctor
         {
             ("job pod", () =>
             {
-                var o = JobPod.Build(sample, [], new JobPodOptions(Names.PerStep(settings.RunnerPodName, "doctor"), placement, work, settings.Workspace, null, local));
+                var o = JobPod.Build(sample, [], new JobPodOptions(Names.Fresh(settings.RunnerPodName, "doctor"), placement, work, settings.Workspace, null, local));
                 return template is null ? o.Pod : template.ApplyToJobPod(o.Pod, o.ServiceNames);
             }),
             ("step pod", () =>
             {
-                var name = Names.PerStep(settings.RunnerPodName, "doctor");
+                var name = Names.Fresh(settings.RunnerPodName, "doctor");
                 var pod = StepPod.Build(sample, new StepPodOptions(name, SampleImage, placement, work, "repo/repo", Names.EnvSecret(name), []));
                 if (template is not null) pod = template.ApplyToStepPod(pod);
                 local?.AddTo(pod.Spec);
@@ -170,7 +170,7 @@ public static class Doctor
                 var builder = DockerfileAction.BuilderFor(settings);
                 var spec = new BuildSpec("Dockerfile", new Dictionary<string, string> { [DockerfileAction.ContentHashLabel] = "doctor" }, null, [],
                     settings.RegistryInsecure ? DockerConfig.Authority(settings.RegistryHostPush ?? settings.RegistryHost ?? "registry") : null, settings.BuilderSecretName is not null);
-                var pod = BuilderPod.Build(builder, spec, new BuilderPodOptions(Names.PerStep(settings.RunnerPodName, "doctor"), placement, work, "_temp/shipyard-build-doctor",
+                var pod = BuilderPod.Build(builder, spec, new BuilderPodOptions(Names.Fresh(settings.RunnerPodName, "doctor"), placement, work, "_temp/shipyard-build-doctor",
                     settings.BuilderSecretName, false, DockerfileAction.Architecture, DockerfileAction.BuilderResources(settings), settings.BuildTimeout));
                 if (template is not null) pod = template.ApplyToBuilderPod(pod);
                 local?.AddTo(pod.Spec);

@@ -30,7 +30,7 @@ public static class PrepareJob
         // A claim the runner pod mounts exists; only a volume mode set by hand needs asking.
         if (ctx.Local is null && !placement.Runner.MountsClaim(ctx.Settings.ClaimName) && await ctx.Cluster.ClaimExistsAsync(ctx.Settings.ClaimName, ctx.Cancel) == false)
             throw new HookException($"The work volume claim '{ctx.Settings.ClaimName}' does not exist in namespace '{ctx.Cluster.Namespace}' (ACTIONS_RUNNER_CLAIM_NAME).");
-        var podName = ctx.Settings.JobPodName;
+        var podName = Names.JobPod(ctx.Settings.RunnerPodName);
         var pullSecret = RegistryPullSecret.Wanted(job.Registry) ? Names.RegistrySecret(podName) : null;
         var options = new JobPodOptions(podName, placement, ctx.Work, ctx.Settings.Workspace, pullSecret, ctx.Local);
         var objects = JobPod.Build(job, services, options);
@@ -51,15 +51,16 @@ public static class PrepareJob
 
         try
         {
-            // Objects an earlier attempt of this runner left behind are replaced, not a failure.
+            // An earlier job of this runner whose hook was killed before its cleanup_job left objects: they go first.
+            await CleanupJob.RunAsync(ctx);
             if (pullSecret is not null)
             {
                 ctx.Log.AddMask(job.Registry!.Password);
-                await ctx.Cluster.CreateOrReplaceSecretAsync(RegistryPullSecret.Build(pullSecret, job.Registry, job.Image!, placement), ctx.Cancel);
+                await ctx.Cluster.CreateSecretAsync(RegistryPullSecret.Build(pullSecret, job.Registry, job.Image!, placement), ctx.Cancel);
             }
-            if (objects.EnvSecret is not null) await ctx.Cluster.CreateOrReplaceSecretAsync(objects.EnvSecret, ctx.Cancel);
+            if (objects.EnvSecret is not null) await ctx.Cluster.CreateSecretAsync(objects.EnvSecret, ctx.Cancel);
             if (ctx.Local is null) CreateOsMarker(ctx, podName);
-            await ctx.Cluster.CreateOrReplacePodAsync(pod, ctx.Cancel);
+            await ctx.Cluster.CreatePodAsync(pod, ctx.Cancel);
             // One limit for the whole start, the no-volume fill included.
             using var startLimit = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
             startLimit.CancelAfter(ctx.Settings.PrepareJobTimeout);

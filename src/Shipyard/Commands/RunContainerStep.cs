@@ -21,7 +21,7 @@ public static class RunContainerStep
         foreach (var (k, v) in envData)
             if (k.EndsWith("TOKEN", StringComparison.Ordinal)) ctx.Log.AddMask(v);
         var placement = await ctx.PlacementAsync();
-        var podName = Names.PerStep(ctx.Settings.RunnerPodName, "step");
+        var podName = Names.Fresh(ctx.Settings.RunnerPodName, "step");
         // On cancel the pod goes at once, whatever the step's own path is waiting on.
         using var onCancel = ctx.Cancel.Register(() => _ = ctx.Cluster.DeletePodAsync(podName, 0, CancellationToken.None));
 

@@ -105,7 +105,7 @@ public static class DockerfileAction
                 registry.Insecure ? pushAuthority : null,
                 loginSecret is not null);
             await BuildAsync(ctx, builder, spec, new BuilderPodOptions(
-                Names.PerStep(ctx.Settings.RunnerPodName, "build"), placement, ctx.Work, ctx.Work.SubPath(staged, "The staged build"),
+                Names.Fresh(ctx.Settings.RunnerPodName, "build"), placement, ctx.Work, ctx.Work.SubPath(staged, "The staged build"),
                 loginSecret, caPem is not null, Architecture, BuilderResources(ctx.Settings), ctx.Settings.BuildTimeout), template, title);
 
             var image = ImageLayout.Read(output);
@@ -175,7 +175,7 @@ public static class DockerfileAction
             configs.Add(config);
         }
         if (configs.Count == 0) return null;
-        var name = Names.PerStep(s.RunnerPodName, "build-login");
+        var name = Names.Fresh(s.RunnerPodName, "build-login");
         await ctx.Cluster.CreateSecretAsync(new V1Secret
         {
             ApiVersion = "v1", Kind = "Secret", Type = "kubernetes.io/dockerconfigjson",

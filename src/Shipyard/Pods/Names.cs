@@ -18,10 +18,18 @@ public static class Names
     public const string BuilderContainer = "builder";
     public const int MaxLength = 63;
 
-    public static string JobPod(string runnerPod) => Derived(runnerPod, "workflow");
+    /// <summary>Selects every object of this runner's jobs.</summary>
+    public static string OfRunner(string runnerPod) => $"{RunnerPodLabel}={runnerPod}";
 
-    /// <summary>A fresh name for a per-step object: `&lt;runner&gt;-&lt;kind&gt;-&lt;8 hex&gt;`, at most 63 chars.</summary>
-    public static string PerStep(string runnerPod, string kind) =>
+    /// <summary>
+    /// Fresh for every job, like every pod name here: the kubelet routes exec and logs by pod name, so a name
+    /// reused while an earlier pod's containers still stop (up to its grace period after a delete) could run a
+    /// step in the earlier job's container.
+    /// </summary>
+    public static string JobPod(string runnerPod) => Fresh(runnerPod, "workflow");
+
+    /// <summary>A name used once: `&lt;runner&gt;-&lt;kind&gt;-&lt;8 hex&gt;`, at most 63 chars.</summary>
+    public static string Fresh(string runnerPod, string kind) =>
         Derived(runnerPod, $"{kind}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}");
 
     public static string RegistrySecret(string podName) => Derived(podName, "registry");

@@ -65,8 +65,6 @@ public sealed partial record HookSettings
     public static readonly IReadOnlyDictionary<string, string> DefaultBuilderLimits = new Dictionary<string, string> { ["memory"] = "4Gi" };
     public TimeSpan BuildTimeout { get; init; } = TimeSpan.FromSeconds(3600);
 
-    public string JobPodName => Names.JobPod(RunnerPodName);
-
     /// <summary>Registry settings for Dockerfile actions, or the one-line error naming what to set.</summary>
     public RegistrySettings RequireRegistry()
     {
