@@ -453,7 +453,7 @@ public sealed class StepStreamTests : IDisposable
         var stdout = p.StandardOutput.ReadToEndAsync();
         // Until its pid is written in full: a write between its open and its echo would be overwritten.
         var follower = Path.Combine(step, "follower");
-        for (var i = 0; i < 100 && !(File.Exists(follower) && File.ReadAllText(follower).EndsWith('\n')); i++) await Task.Delay(20);
+        for (var i = 0; i < 1000 && !(File.Exists(follower) && File.ReadAllText(follower).EndsWith('\n')); i++) await Task.Delay(20);
         // A newer follow (after a cut) registers itself; then the step finishes.
         File.WriteAllText(follower, "1\n");
         await Task.Delay(300);

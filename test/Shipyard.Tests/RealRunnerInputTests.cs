@@ -107,13 +107,13 @@ public partial class RealRunnerInputTests
     [Fact]
     public void A_megabyte_image_name_is_refused_at_once_with_a_short_line()
     {
-        var sw = System.Diagnostics.Stopwatch.StartNew();
         var e = Assert.Throws<HookException>(() => ImageReference.Require(new string('a', 1 << 20), "job container"));
         Assert.True(e.Message.Length < 300, e.Message);
         Assert.Contains("1048576 characters", e.Message);
+        // refused by its length, before the reference grammar's regex ever sees a megabyte
+        Assert.Contains("longer than any image name can be", e.Message);
         var e2 = Assert.Throws<HookException>(() => ImageReference.Require(new string('a', 300), "job container"));
         Assert.Contains("255", e2.Message);
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1));
     }
 
     [Theory]

@@ -22,7 +22,8 @@ public sealed class ScriptWrapperTests : IDisposable
     static int Sh(string wrapper)
     {
         using var p = Process.Start(new ProcessStartInfo("/bin/sh", ["-e", wrapper]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        p.WaitForExit();
+        // A hang guard, not a speed bound: a start that waits for its step would wait here for ever.
+        if (!p.WaitForExit(TimeSpan.FromSeconds(60))) { p.Kill(true); throw new TimeoutException("the wrapper did not return"); }
         return p.ExitCode;
     }
 
@@ -40,15 +41,17 @@ public sealed class ScriptWrapperTests : IDisposable
     public void Starts_detached_writes_output_and_status_and_a_second_start_is_a_no_op()
     {
         var marker = Path.Combine(root, "runs");
-        var args = new ScriptStepArgs(["-c", $"echo run >> {marker}; sleep 0.3; echo to-out; echo to-err >&2; exit 3"], "sh", new() { ["A"] = "1" }, default, "/");
+        var gate = Path.Combine(root, "gate");
+        // The step waits for the gate, which only this test opens: a start that returned did not wait for the step.
+        var args = new ScriptStepArgs(["-c", $"echo run >> {marker}; while [ ! -e {gate} ]; do sleep 0.01; done; echo to-out; echo to-err >&2; exit 3"], "sh", new() { ["A"] = "1" }, default, "/");
         var (step, wrapper) = Prepare(args);
-        var sw = Stopwatch.StartNew();
         Assert.Equal(0, Sh(wrapper));
-        Assert.True(sw.Elapsed < TimeSpan.FromMilliseconds(250), "the start returns before the step ends");
         Assert.True(step.Started);
+        Assert.Null(step.Status);
         Assert.False(File.Exists(wrapper)); // it unlinked itself: it holds tokens
         File.WriteAllText(wrapper, RunScriptStep.Wrapper(args, "sh", step.Host));
         Assert.Equal(0, Sh(wrapper)); // a retried start
+        File.WriteAllText(gate, "");
         Assert.Equal(3, WaitForStatus(step));
         Assert.Equal("to-out\n", File.ReadAllText(step.Out));
         Assert.Equal("to-err\n", File.ReadAllText(step.Err));
