@@ -51,7 +51,7 @@ public sealed class RealWorkflowTests(TestCluster cluster)
     }
 
     [Fact]
-    public async Task Objects_left_by_an_earlier_job_of_the_same_runner_go_and_the_new_job_pod_has_a_new_name()
+    public async Task Objects_left_by_an_earlier_job_of_the_same_runner_go_and_the_next_job_pod_has_a_new_name()
     {
         await using var job = await RunnerJob.StartAsync(cluster);
         System.Text.Json.Nodes.JsonObject Login() => Registry(cluster.Env["SHIPYARD_TEST_REGISTRY_USER"], cluster.Env["SHIPYARD_TEST_REGISTRY_PASSWORD"], cluster.PullHost);
@@ -61,7 +61,8 @@ public sealed class RealWorkflowTests(TestCluster cluster)
         // the hook was killed before cleanup_job; the runner's next job starts
         var again = await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, $"{cluster.PullHost}/busybox:test", Login())));
         Assert.True(again.ExitCode == 0, again.ToString());
-        Assert.NotEqual(earlier, job.JobPod);
+        Assert.Equal($"{job.RunnerPod}-workflow", earlier);
+        Assert.Matches($"^{job.RunnerPod}-workflow-[0-9a-f]{{8}}$", job.JobPod);
         // the earlier pod is going (its containers may still stop) and its pull Secret is gone; only the new job's objects are left
         var pods = await cluster.Client.ListNamespacedPodAsync(cluster.Namespace, labelSelector: $"runner-pod={job.RunnerPod}");
         Assert.Equal([job.JobPod], pods.Items.Where(p => p.Metadata.DeletionTimestamp is null).Select(p => p.Metadata.Name));
@@ -73,6 +74,22 @@ public sealed class RealWorkflowTests(TestCluster cluster)
         Assert.Contains(job.JobPod, step.Stdout.Split('\n'));
         Assert.Equal(0, (await job.RunAsync("cleanup_job", new System.Text.Json.Nodes.JsonObject())).ExitCode);
         Assert.Equal(0, await cluster.WaitForNoLabelledAsync(job.RunnerPod, TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public async Task A_persistent_runners_next_job_never_runs_a_step_in_the_previous_jobs_container()
+    {
+        await using var job = await RunnerJob.StartAsync(cluster);
+        Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)))).ExitCode);
+        // in the container's own filesystem, not the work volume the two jobs share
+        Assert.Equal(0, (await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "echo first > /tmp/which-job\n")))).ExitCode);
+        Assert.Equal(0, (await job.RunAsync("cleanup_job", new System.Text.Json.Nodes.JsonObject())).ExitCode);
+        // at once, while the first job pod's container may still be stopping (its 5 s grace)
+        Assert.Equal(0, (await job.RunAsync("prepare_job", PrepareJob(JobContainer(job, cluster.Busybox)))).ExitCode);
+        var step = await job.RunAsync("run_script_step", ScriptStep(job, WriteScript(job, "cat /tmp/which-job 2>/dev/null || echo a-new-container\n")));
+        Assert.True(step.ExitCode == 0, step.ToString());
+        Assert.Contains("a-new-container", step.Stdout.Split('\n'));
+        Assert.Equal(0, (await job.RunAsync("cleanup_job", new System.Text.Json.Nodes.JsonObject())).ExitCode);
     }
 
     [Fact]

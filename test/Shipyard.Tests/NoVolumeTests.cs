@@ -33,8 +33,9 @@ public sealed class NoVolumeTests : IDisposable
         Write("repo/old/y.txt", "y");
         Write("_temp/_runner_hook_responses/r.json", "{}");
         Write(".shipyard-sync/job-pod-manifest", "");
+        Write(".shipyard-job-pod", "r-workflow\n");
         var first = WorkManifest.Scan(root);
-        Assert.DoesNotContain(first.Entries, e => e.Path.StartsWith("_temp/_runner_hook_responses/") || e.Path.StartsWith(".shipyard-sync"));
+        Assert.DoesNotContain(first.Entries, e => e.Path.StartsWith("_temp/_runner_hook_responses/") || e.Path.StartsWith(".shipyard-"));
         Assert.Contains(first.Entries, e => e.Path == "_temp" && e.Type == 'd');
 
         Assert.True(first.Since(first).IsEmpty);

@@ -26,7 +26,7 @@ public partial class RealRunnerInputTests
         {
             var names = new[]
             {
-                Names.JobPod(runner), Names.Fresh(runner, "step"), Names.Fresh(runner, "build"),
+                Names.JobPod(runner), Names.LaterJobPod(runner), Names.Fresh(runner, "step"), Names.Fresh(runner, "build"),
                 Names.EnvSecret(Names.JobPod(runner)), Names.RegistrySecret(Names.JobPod(runner)),
                 Names.EnvSecret(Names.Fresh(runner, "step")), Names.RegistrySecret(Names.Fresh(runner, "step")),
             };
@@ -38,11 +38,15 @@ public partial class RealRunnerInputTests
             Assert.Equal(names.Length, names.Distinct().Count());
             Assert.DoesNotContain(runner, names);
         }
-        static string WithoutFreshPart(string name) => name[..^9];
-        Assert.NotEqual(WithoutFreshPart(Names.JobPod(a)), WithoutFreshPart(Names.JobPod(b))); // the runner's hash, not luck
-        Assert.Matches("^short-workflow-[0-9a-f]{8}$", Names.JobPod("short")); // ARC's own name, made fresh
-        Assert.Matches("-workflow-[0-9a-f]{8}$", Names.JobPod(a));
-        Assert.NotEqual(Names.JobPod("short"), Names.JobPod("short")); // never reused: exec routes by pod name
+        Assert.NotEqual(Names.JobPod(a), Names.JobPod(b));
+        Assert.NotEqual(Names.EnvSecret(Names.JobPod(a)), Names.EnvSecret(Names.JobPod(b)));
+        Assert.Equal("short-workflow", Names.JobPod("short")); // ARC's own name where it fits
+        Assert.EndsWith("-workflow", Names.JobPod(a));
+        // a later job of the same runner: never a name an earlier job pod had, since exec routes by pod name
+        Assert.Matches("^short-workflow-[0-9a-f]{8}$", Names.LaterJobPod("short"));
+        Assert.NotEqual(Names.LaterJobPod("short"), Names.LaterJobPod("short"));
+        Assert.Matches("-workflow-[0-9a-f]{8}$", Names.LaterJobPod(a));
+        Assert.NotEqual(Names.LaterJobPod(a)[..^9], Names.LaterJobPod(b)[..^9]); // the runner's hash, not luck
     }
 
     [Fact]

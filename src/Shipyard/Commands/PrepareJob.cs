@@ -30,7 +30,7 @@ public static class PrepareJob
         // A claim the runner pod mounts exists; only a volume mode set by hand needs asking.
         if (ctx.Local is null && !placement.Runner.MountsClaim(ctx.Settings.ClaimName) && await ctx.Cluster.ClaimExistsAsync(ctx.Settings.ClaimName, ctx.Cancel) == false)
             throw new HookException($"The work volume claim '{ctx.Settings.ClaimName}' does not exist in namespace '{ctx.Cluster.Namespace}' (ACTIONS_RUNNER_CLAIM_NAME).");
-        var podName = Names.JobPod(ctx.Settings.RunnerPodName);
+        var podName = JobPodName(ctx);
         var pullSecret = RegistryPullSecret.Wanted(job.Registry) ? Names.RegistrySecret(podName) : null;
         var options = new JobPodOptions(podName, placement, ctx.Work, ctx.Settings.Workspace, pullSecret, ctx.Local);
         var objects = JobPod.Build(job, services, options);
@@ -60,6 +60,7 @@ public static class PrepareJob
             }
             if (objects.EnvSecret is not null) await ctx.Cluster.CreateSecretAsync(objects.EnvSecret, ctx.Cancel);
             if (ctx.Local is null) CreateOsMarker(ctx, podName);
+            File.WriteAllText(JobPodRecord(ctx), podName + "\n");
             await ctx.Cluster.CreatePodAsync(pod, ctx.Cancel);
             // One limit for the whole start, the no-volume fill included.
             using var startLimit = CancellationTokenSource.CreateLinkedTokenSource(ctx.Cancel);
@@ -86,6 +87,16 @@ public static class PrepareJob
                 services.Select((s, i) => new ResponseContainer(objects.ServiceNames[i], podName, servicePorts[i])).ToList()),
             isAlpine);
     }
+
+    /// <summary>
+    /// `&lt;runner&gt;-workflow` for the runner's first job (an ephemeral runner's only one); a fresh name for every
+    /// later one (<see cref="Names.LaterJobPod"/>). A file on the runner's `_work` tells which, as the API cannot:
+    /// a deleted pod's containers keep stopping after its object is gone.
+    /// </summary>
+    static string JobPodRecord(HookContext ctx) => Path.Combine(ctx.Settings.WorkDirectory, WorkManifest.JobPodRecord);
+
+    static string JobPodName(HookContext ctx) =>
+        File.Exists(JobPodRecord(ctx)) ? Names.LaterJobPod(ctx.Settings.RunnerPodName) : Names.JobPod(ctx.Settings.RunnerPodName);
 
     /// <summary>
     /// No-volume mode: while the fill init container holds the job pod, it gets the runner's whole `_work` (actions

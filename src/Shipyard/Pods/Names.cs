@@ -21,12 +21,15 @@ public static class Names
     /// <summary>Selects every object of this runner's jobs.</summary>
     public static string OfRunner(string runnerPod) => $"{RunnerPodLabel}={runnerPod}";
 
+    /// <summary>A runner's first job pod: ARC's and the upstream hook's name.</summary>
+    public static string JobPod(string runnerPod) => Derived(runnerPod, "workflow");
+
     /// <summary>
-    /// Fresh for every job, like every pod name here: the kubelet routes exec and logs by pod name, so a name
-    /// reused while an earlier pod's containers still stop (up to its grace period after a delete) could run a
+    /// A later job pod of the same runner: the kubelet routes exec by pod name, so reusing the name while the
+    /// earlier pod's containers still stop (they outlive its API object by up to its grace period) could run a
     /// step in the earlier job's container.
     /// </summary>
-    public static string JobPod(string runnerPod) => Fresh(runnerPod, "workflow");
+    public static string LaterJobPod(string runnerPod) => Fresh(runnerPod, "workflow");
 
     /// <summary>A name used once: `&lt;runner&gt;-&lt;kind&gt;-&lt;8 hex&gt;`, at most 63 chars.</summary>
     public static string Fresh(string runnerPod, string kind) =>

@@ -21,6 +21,8 @@ public sealed class WorkManifest
 {
     /// <summary>Sync bookkeeping in the pod; never a workflow's file.</summary>
     public const string SyncDirectory = ".shipyard-sync";
+    /// <summary>prepare_job's record that this runner has had a job pod; it outlives cleanup_job, so not in <see cref="SyncDirectory"/>.</summary>
+    public const string JobPodRecord = ".shipyard-job-pod";
 
     readonly Dictionary<string, WorkEntry> entries;
 
@@ -36,7 +38,7 @@ public sealed class WorkManifest
     /// (written for this very call, read only by the runner).
     /// </summary>
     public static bool IsPrivate(string path) =>
-        Under(path, SyncDirectory) || Under(path, "_temp/_runner_hook_responses");
+        Under(path, SyncDirectory) || path == JobPodRecord || Under(path, "_temp/_runner_hook_responses");
 
     static bool Under(string path, string dir) =>
         path == dir || path.StartsWith(dir + "/", StringComparison.Ordinal);
